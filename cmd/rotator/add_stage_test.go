@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/keyturn/keyturn/keystore"
+)
+
+func TestAddCreatesManagedSecret(t *testing.T) {
+	e := newEnv(t)
+	r := e.mustRun(exitOK, "add", "app/openai", "--provider", "openai", "--base-url", e.baseURL,
+		"--required-models", "gpt-4o gpt-4o-mini", "--grace", "2h", "--schedule", "rate(7 days)", "--window", "3h",
+		"--output", "json")
+	var out addedJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("add JSON: %v\n%s", err, r.stdout)
+	}
+	if out.SecretID != "app/openai" || out.Schedule != "rate(7 days)" || out.Window != "3h" {
+		t.Errorf("add output = %+v", out)
+	}
+
+	d, err := e.openStore().Describe(context.Background(), "app/openai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		keystore.TagProvider: "openai", keystore.TagBaseURL: e.baseURL, keystore.TagIssuer: "staged",
+		keystore.TagRequiredModels: "gpt-4o gpt-4o-mini", keystore.TagProbe: "models", keystore.TagGrace: "2h",
+	}
+	for k, v := range want {
+		if d.Tags[k] != v {
+			t.Errorf("tag %s = %q, want %q", k, d.Tags[k], v)
+		}
+	}
+	if !d.Rotation.Enabled || d.Rotation.Rules.ScheduleExpression != "rate(7 days)" || d.Rotation.Rules.Duration != "3h" {
+		t.Errorf("rotation = %+v", d.Rotation)
+	}
+}
+
+func TestAddDefaultsAndText(t *testing.T) {
+	e := newEnv(t)
+	r := e.mustRun(exitOK, "add", "app/openai", "--provider", "openai", "--base-url", e.baseURL)
+	assertContains(t, "stdout", r.stdout, "added app/openai (provider openai, issuer staged, schedule rate(30 days))")
+	assertContains(t, "stdout", r.stdout, "rotator stage app/openai")
+
+	r = e.run("add", "app/openai", "--provider", "openai", "--base-url", e.baseURL)
+	if r.code != exitError {
+		t.Errorf("second add: exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "secret app/openai already exists")
+}
+
+func TestAddRejectsBadSettings(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing provider", []string{"--base-url", "https://api.openai.com/v1"}, exitUsage, "missing tag keyturn:provider"},
+		{"unknown provider", []string{"--provider", "opena1", "--base-url", "https://api.openai.com/v1"}, exitUsage, `unknown provider "opena1"`},
+		{"missing base url", []string{"--provider", "openai"}, exitUsage, "missing tag keyturn:base-url"},
+		{"not https", []string{"--provider", "openai", "--base-url", "http://api.openai.com/v1", "--allow-loopback=false"}, exitError, "http://api.openai.com/v1"},
+		{"off the allow-list", []string{"--provider", "openai", "--base-url", "https://relay.example.com/v1"}, exitError, "relay.example.com"},
+		{"bad probe", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--probe", "ping"}, exitUsage, `unknown probe "ping"`},
+		{"bad grace", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--grace", "1 day"}, exitUsage, `invalid duration "1 day"`},
+		{"unknown issuer", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "vault", "--issuer-secret", "x"}, exitUsage, `unknown issuer "vault"`},
+		{"issuer without secret", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "dev"}, exitUsage, "missing tag keyturn:issuer-secret"},
+		{"bad schedule", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--schedule", "rate(1 hours)"}, exitUsage, `--schedule "rate(1 hours)"`},
+		{"bad window", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--window", "3 hours"}, exitUsage, `--window "3 hours"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "not https" {
+				delete(e.vars, "KEYTURN_ALLOW_LOOPBACK")
+				defer func() { e.vars["KEYTURN_ALLOW_LOOPBACK"] = "true" }()
+			}
+			r := e.run(append([]string{"add", "app/x"}, tt.args...)...)
+			if r.code != tt.code {
+				t.Errorf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			}
+			assertContains(t, "stderr", r.stderr, tt.want)
+		})
+	}
+	// Nothing was written.
+	secrets, err := e.openStore().List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secrets) != 0 {
+		t.Errorf("the store holds %d secrets after rejected adds, want 0", len(secrets))
+	}
+}
+
+func TestAddRelayHost(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun(exitOK, "add", "app/relay", "--provider", "openai", "--base-url", "https://relay.example.com/v1",
+		"--relay-host", "relay.example.com")
+}
+
+func TestAddRejectsAWSStore(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("add", "app/openai", "--provider", "openai", "--base-url", "https://api.openai.com/v1", "--store", "aws://us-east-1")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: hint: on AWS, Terraform creates secrets")
+}
+
+func TestStageBareKeyFromFileAndStdin(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	r := e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", canary+"\n"), "--key-id", "key_1")
+	assertContains(t, "stdout", r.stdout, "staged app/openai version ")
+	st := e.status("app/openai")
+	if st.Staged == nil {
+		t.Fatal("no staged version after stage")
+	}
+	v, err := e.openStore().Get(context.Background(), "app/openai", keystore.ByStage(keystore.StageStaged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := keystore.ParseValue(v.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if value.APIKey.Reveal() != canary || value.KeyID != "key_1" {
+		t.Errorf("staged value has key id %q and a key of %d bytes, want key_1 and the canary", value.KeyID, value.APIKey.Len())
+	}
+
+	r = e.runInput(canary, "stage", "app/openai", "--output", "json")
+	if r.code != exitOK {
+		t.Fatalf("stage from stdin: exit %d\n%s", r.code, r.stderr)
+	}
+	var out stagedJSON
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.VersionID == "" || out.Validated {
+		t.Errorf("stage JSON = %+v", out)
+	}
+}
+
+func TestStageValueJSON(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	file := e.writeFile("value.json", `{"api_key": "`+canary+`", "key_id": "key_json"}`)
+	e.mustRun(exitOK, "stage", "app/openai", "--file", file, "--validate")
+	v, err := e.openStore().Get(context.Background(), "app/openai", keystore.ByStage(keystore.StageStaged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := keystore.ParseValue(v.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if value.KeyID != "key_json" {
+		t.Errorf("key id = %q, want key_json", value.KeyID)
+	}
+}
+
+func TestStageRejectsBadInput(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	tests := []struct {
+		name, content, want string
+	}{
+		{"empty", "", "is empty"},
+		{"whitespace only", " \t\n", "is empty"},
+		{"two lines", canary + "\n" + canary + "\n", "has 2 lines"},
+		{"inner space", "sk-abc def", "contains spaces or tabs"},
+		{"malformed JSON", `{"api_key": "` + canary + `",`, "malformed value"},
+		{"JSON without key", `{"key_id": "k"}`, "field api_key is missing or empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run("stage", "app/openai", "--file", e.writeFile("key", tt.content))
+			if r.code != exitError {
+				t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+			}
+			assertContains(t, "stderr", r.stderr, tt.want)
+		})
+	}
+	r := e.run("stage", "app/openai", "--file", "/nonexistent/key")
+	if r.code != exitError {
+		t.Errorf("missing file: exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "/nonexistent/key")
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("bad input was staged as version %s", st.Staged.VersionID)
+	}
+}
+
+func TestStageValidateRejected(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	const unknownKey = "sk-unknown-to-the-provider"
+	r := e.run("stage", "app/openai", "--file", e.writeFile("key", unknownKey), "--validate")
+	if r.code != exitRejected {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitRejected, r.stderr)
+	}
+	if strings.Contains(r.stderr, unknownKey) {
+		t.Errorf("the rejected key appears in stderr:\n%s", r.stderr)
+	}
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("a rejected key was staged as version %s", st.Staged.VersionID)
+	}
+}
+
+func TestStageUnknownSecret(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("stage", "app/missing", "--file", e.writeFile("key", canary))
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "app/missing")
+}

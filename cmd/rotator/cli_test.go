@@ -1,0 +1,238 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHelp(t *testing.T) {
+	e := newEnv(t)
+	r := e.mustRun(exitOK, "help")
+	for _, want := range []string{"rotate-now", "Exit codes", "aws://REGION", "KEYTURN_STORE"} {
+		assertContains(t, "help", r.stdout, want)
+	}
+	for _, c := range commands() {
+		r := e.mustRun(exitOK, c.name, "-h")
+		assertContains(t, c.name+" -h", r.stdout, "Example")
+		assertContains(t, c.name+" -h", r.stdout, "Usage: rotator "+c.name)
+		r = e.mustRun(exitOK, "help", c.name)
+		assertContains(t, "help "+c.name, r.stdout, "Usage: rotator "+c.name)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	e := newEnv(t)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "Usage: rotator COMMAND"},
+		{"unknown command", []string{"rotato"}, `unknown command "rotato"`},
+		{"unknown flag", []string{"status", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"missing secret", []string{"rotate-now"}, "missing SECRET argument"},
+		{"two secrets", []string{"rotate-now", "a", "b"}, "expected one SECRET argument"},
+		{"bad output", []string{"status", "--output", "yaml"}, `unknown output format "yaml"`},
+		{"bad timeout", []string{"rotate-now", "a", "--timeout", "0s"}, "--timeout 0s must be positive"},
+		{"serve takes no secret", []string{"serve", "x"}, `unexpected argument "x"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := e.run(tt.args...)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+			}
+			assertContains(t, "stderr", r.stderr, tt.want)
+		})
+	}
+}
+
+func TestKeyIsNeverAFlagValue(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	for _, args := range [][]string{
+		{"stage", "app/openai", "--key", canary},
+		{"stage", "app/openai", "--api-key=" + canary},
+		{"stage", "app/openai", canary},
+	} {
+		r := e.run(args...)
+		if r.code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", args[:3], r.code, exitUsage, r.stderr)
+		}
+	}
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("a key passed as an argument was staged as version %s", st.Staged.VersionID)
+	}
+}
+
+func TestStoreURLs(t *testing.T) {
+	tests := []struct {
+		raw     string
+		wantErr string
+		dir     string
+		region  string
+		aws     bool
+	}{
+		{raw: "file:///var/lib/keyturn", dir: "/var/lib/keyturn"},
+		{raw: "file:/var/lib/keyturn", dir: "/var/lib/keyturn"},
+		{raw: "file:///tmp/a%20b", dir: "/tmp/a b"},
+		{raw: "aws://us-east-1", aws: true, region: "us-east-1"},
+		{raw: "aws://eu-central-2", aws: true, region: "eu-central-2"},
+		{raw: "aws://", aws: true},
+		{raw: "file://host/x", wantErr: `file URLs take no host ("host")`},
+		{raw: "file://./rel", wantErr: "file URLs take no host"},
+		{raw: "file:rel/dir", wantErr: "must be an absolute path"},
+		{raw: "/abs/dir", wantErr: "file:///ABSOLUTE/DIR"},
+		{raw: "s3://bucket", wantErr: `unknown scheme "s3"`},
+		{raw: "aws://US_EAST", wantErr: "is not an AWS region name"},
+		{raw: "aws://us-east-1/path", wantErr: "names only a region"},
+		{raw: "file:///x?mode=ro", wantErr: "takes only a path"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			u, err := parseStoreURL(tt.raw)
+			if tt.wantErr != "" {
+				if err == nil {
+					t.Fatalf("parsed %q, want an error", tt.raw)
+				}
+				assertContains(t, "error", err.Error(), tt.wantErr)
+				assertContains(t, "error", err.Error(), tt.raw)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (u.kind == storeAWS) != tt.aws || u.dir != tt.dir || u.region != tt.region {
+				t.Errorf("parsed %+v, want dir %q region %q aws %v", u, tt.dir, tt.region, tt.aws)
+			}
+		})
+	}
+}
+
+func TestBadStoreURLFlag(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("status", "--store", "file://host/x")
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: error: --store: invalid store URL \"file://host/x\"")
+	assertContains(t, "stderr", r.stderr, "aws://REGION")
+
+	e.vars["KEYTURN_STORE"] = "ftp://x"
+	r = e.run("status")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "KEYTURN_STORE: invalid store URL \"ftp://x\"")
+}
+
+func TestStoreSelectionPrecedence(t *testing.T) {
+	e := newEnv(t)
+	tmp := t.TempDir()
+	cfgDir := filepath.Join(tmp, "store-from-config")
+	envDir := filepath.Join(tmp, "store-from-env")
+	flagDir := filepath.Join(tmp, "store-from-flag")
+	cfg := e.writeFile("rotator.yaml", "store: file://"+cfgDir+"\nrelay_hosts: [relay.example.com]\n")
+	e.vars["KEYTURN_CONFIG"] = cfg
+	delete(e.vars, "KEYTURN_STORE")
+
+	a := &app{getenv: func(k string) string { return e.vars[k] }}
+	s, err := a.resolve(&storeFlags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.store.dir != cfgDir {
+		t.Errorf("store from config = %s, want %s", s.store.dir, cfgDir)
+	}
+	if len(s.relayHosts) != 1 || s.relayHosts[0] != "relay.example.com" {
+		t.Errorf("relay hosts from config = %v", s.relayHosts)
+	}
+	e.vars["KEYTURN_STORE"] = "file://" + envDir
+	e.vars["KEYTURN_RELAY_HOSTS"] = "a.example.com, b.example.com"
+	if s, _ = a.resolve(&storeFlags{}); s.store.dir != envDir || len(s.relayHosts) != 2 {
+		t.Errorf("store from env = %s, relay hosts %v", s.store.dir, s.relayHosts)
+	}
+	f := &storeFlags{store: "file://" + flagDir, relayHosts: stringList{"c.example.com"}}
+	if s, _ = a.resolve(f); s.store.dir != flagDir || len(s.relayHosts) != 1 {
+		t.Errorf("store from flag = %s, relay hosts %v", s.store.dir, s.relayHosts)
+	}
+
+	delete(e.vars, "KEYTURN_STORE")
+	delete(e.vars, "KEYTURN_CONFIG")
+	e.vars["XDG_DATA_HOME"] = filepath.Join(tmp, "data")
+	if s, _ = a.resolve(&storeFlags{}); s.store.dir != filepath.Join(tmp, "data", "keyturn", "store") {
+		t.Errorf("default store = %s", s.store.dir)
+	}
+	delete(e.vars, "XDG_DATA_HOME")
+	if s, _ = a.resolve(&storeFlags{}); s.store.dir != filepath.Join(e.vars["HOME"], ".local/share/keyturn/store") {
+		t.Errorf("default store without XDG_DATA_HOME = %s", s.store.dir)
+	}
+}
+
+func TestConfigFileErrors(t *testing.T) {
+	e := newEnv(t)
+	e.vars["KEYTURN_CONFIG"] = e.writeFile("bad.yaml", "store: file:///tmp/x\nstores: file:///tmp/y\n")
+	r := e.run("status")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "line 2: field stores not found")
+	assertContains(t, "stderr", r.stderr, "the known keys are store, identity and relay_hosts")
+
+	e.vars["KEYTURN_CONFIG"] = filepath.Join(t.TempDir(), "missing.yaml")
+	r = e.run("status")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "missing.yaml")
+
+	// The default config file is optional, and an empty one is valid.
+	delete(e.vars, "KEYTURN_CONFIG")
+	e.vars["XDG_CONFIG_HOME"] = t.TempDir()
+	e.mustRun(exitOK, "status")
+	if err := os.MkdirAll(filepath.Join(e.vars["XDG_CONFIG_HOME"], "keyturn"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.vars["XDG_CONFIG_HOME"], "keyturn", "rotator.yaml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun(exitOK, "status")
+}
+
+func TestBadLoopbackEnv(t *testing.T) {
+	e := newEnv(t)
+	e.vars["KEYTURN_ALLOW_LOOPBACK"] = "yes please"
+	r := e.run("status")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, `invalid KEYTURN_ALLOW_LOOPBACK="yes please"`)
+}
+
+func TestUnwritableStoreDir(t *testing.T) {
+	e := newEnv(t)
+	file := e.writeFile("not-a-dir", "x")
+	r := e.run("add", "app/openai", "--provider", "openai", "--base-url", e.baseURL,
+		"--store", "file://"+filepath.Join(file, "store"))
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: error: open file store")
+	assertContains(t, "stderr", r.stderr, "rotator: hint:")
+}
+
+func TestWrongIdentity(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	other := filepath.Join(t.TempDir(), "other")
+	e.mustRun(exitOK, "status", "--store", "file://"+other)
+	r := e.run("status", "app/openai", "--identity", filepath.Join(other, "identity.age"))
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "rotator: error:") {
+		t.Errorf("no error printed:\n%s", r.stderr)
+	}
+}

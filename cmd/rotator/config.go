@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// storeFlags are the flags every command that opens a store takes.
+type storeFlags struct {
+	store         string
+	identity      string
+	relayHosts    stringList
+	allowLoopback bool
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", "", "store `URL`: file:///ABS/DIR, aws://REGION or aws:// (default from $KEYTURN_STORE, the config file, or file://$XDG_DATA_HOME/keyturn/store)")
+	fs.StringVar(&f.identity, "identity", "", "age identity `FILE` of the file store (default $KEYTURN_IDENTITY, the config file, or DIR/identity.age)")
+	fs.Var(&f.relayHosts, "relay-host", "extra `HOST` keys may be sent to, for OpenAI-compatible relays; repeatable (default $KEYTURN_RELAY_HOSTS, comma-separated)")
+	fs.BoolVar(&f.allowLoopback, "allow-loopback", false, "allow http on 127.0.0.1 and ::1 provider URLs, for tests and development (default $KEYTURN_ALLOW_LOOPBACK)")
+}
+
+// fileConfig is the YAML config file. Unknown keys are errors.
+type fileConfig struct {
+	Store      string   `yaml:"store"`
+	Identity   string   `yaml:"identity"`
+	RelayHosts []string `yaml:"relay_hosts"`
+}
+
+// storeKind is the backend a store URL selects.
+type storeKind int
+
+const (
+	storeFile storeKind = iota
+	storeAWS
+)
+
+// storeURL is a parsed --store value.
+type storeURL struct {
+	raw    string
+	kind   storeKind
+	dir    string // file store directory
+	region string // AWS region; "" is the SDK's default
+}
+
+// settings are the resolved store, identity and host policy of a command.
+type settings struct {
+	store      storeURL
+	identity   string
+	relayHosts []string
+	loopback   bool
+}
+
+const acceptedStoreForms = "file:///ABSOLUTE/DIR, aws://REGION (such as aws://us-east-1) or aws:// (the AWS SDK's default region)"
+
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// parseStoreURL reads a store URL. A file URL must carry an absolute path
+// and no host. Relative directories are rejected, because a service manager
+// may start the rotator in another working directory.
+func parseStoreURL(raw string) (storeURL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: use %s", raw, acceptedStoreForms)
+	}
+	switch u.Scheme {
+	case "file":
+		return parseFileURL(raw, u)
+	case "aws":
+		return parseAWSURL(raw, u)
+	}
+	return storeURL{}, fmt.Errorf("invalid store URL %q: unknown scheme %q: use %s", raw, u.Scheme, acceptedStoreForms)
+}
+
+func parseFileURL(raw string, u *url.URL) (storeURL, error) {
+	if u.Host != "" {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: file URLs take no host (%q): use file:///ABSOLUTE/DIR with three slashes", raw, u.Host)
+	}
+	if u.Opaque != "" || !filepath.IsAbs(u.Path) {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: the directory must be an absolute path, such as file:///var/lib/keyturn/store or file://$PWD/store", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: a file URL takes only a path: use %s", raw, acceptedStoreForms)
+	}
+	return storeURL{raw: raw, kind: storeFile, dir: filepath.Clean(u.Path)}, nil
+}
+
+func parseAWSURL(raw string, u *url.URL) (storeURL, error) {
+	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: an aws URL names only a region: use %s", raw, acceptedStoreForms)
+	}
+	if u.Host != "" && !regionPattern.MatchString(u.Host) {
+		return storeURL{}, fmt.Errorf("invalid store URL %q: %q is not an AWS region name such as us-east-1", raw, u.Host)
+	}
+	return storeURL{raw: raw, kind: storeAWS, region: u.Host}, nil
+}
+
+// resolve applies the precedence flag > environment > config file > default
+// to each setting.
+func (a *app) resolve(f *storeFlags) (settings, error) {
+	cfg, cfgPath, err := a.loadConfig()
+	if err != nil {
+		return settings{}, err
+	}
+	var s settings
+	rawStore, from := firstSet(
+		[2]string{f.store, "--store"},
+		[2]string{a.getenv("KEYTURN_STORE"), "KEYTURN_STORE"},
+		[2]string{cfg.Store, cfgPath},
+	)
+	if rawStore == "" {
+		dir, err := a.defaultDir("XDG_DATA_HOME", ".local/share", "store")
+		if err != nil {
+			return settings{}, err
+		}
+		s.store = storeURL{raw: "file://" + dir, kind: storeFile, dir: dir}
+	} else if s.store, err = parseStoreURL(rawStore); err != nil {
+		code := exitError
+		if from == "--store" {
+			code = exitUsage
+		}
+		return settings{}, withCode(code, fmt.Errorf("%s: %w", from, err)).
+			withHint("the accepted forms are %s", acceptedStoreForms)
+	}
+	s.identity, _ = firstSet(
+		[2]string{f.identity, ""}, [2]string{a.getenv("KEYTURN_IDENTITY"), ""}, [2]string{cfg.Identity, ""})
+	s.relayHosts = a.relayHosts(f, cfg)
+	s.loopback, err = a.allowLoopback(f)
+	return s, err
+}
+
+func firstSet(values ...[2]string) (value, source string) {
+	for _, v := range values {
+		if v[0] != "" {
+			return v[0], v[1]
+		}
+	}
+	return "", ""
+}
+
+func (a *app) relayHosts(f *storeFlags, cfg fileConfig) []string {
+	if len(f.relayHosts) > 0 {
+		return f.relayHosts
+	}
+	if env := a.getenv("KEYTURN_RELAY_HOSTS"); env != "" {
+		return splitList(env)
+	}
+	return cfg.RelayHosts
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (a *app) allowLoopback(f *storeFlags) (bool, error) {
+	if f != nil && f.allowLoopback {
+		return true, nil
+	}
+	return envBool(a.getenv, "KEYTURN_ALLOW_LOOPBACK")
+}
+
+func envBool(getenv func(string) string, name string) (bool, error) {
+	v := getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("invalid %s=%q: use true or false", name, v)
+	}
+	return b, nil
+}
+
+// loadConfig reads $KEYTURN_CONFIG, or the default config file if it
+// exists. A missing default file is no error; a missing $KEYTURN_CONFIG is.
+func (a *app) loadConfig() (fileConfig, string, error) {
+	path := a.getenv("KEYTURN_CONFIG")
+	explicit := path != ""
+	if !explicit {
+		dir, err := a.configHome()
+		if err != nil {
+			return fileConfig{}, "", nil
+		}
+		path = filepath.Join(dir, "keyturn", "rotator.yaml")
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return fileConfig{}, "", nil
+	}
+	if err != nil {
+		return fileConfig{}, "", fmt.Errorf("read config file: %w", err)
+	}
+	cfg, err := decodeConfig(data)
+	if err != nil {
+		return fileConfig{}, "", fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, "config file " + path, nil
+}
+
+// decodeConfig decodes the YAML config strictly: an unknown key is an
+// error that names its line.
+func decodeConfig(data []byte) (fileConfig, error) {
+	var cfg fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fileConfig{}, fmt.Errorf("%s: the known keys are store, identity and relay_hosts",
+			strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return cfg, nil
+}
+
+func (a *app) configHome() (string, error) {
+	if d := a.getenv("XDG_CONFIG_HOME"); d != "" {
+		return d, nil
+	}
+	return a.home(".config")
+}
+
+func (a *app) home(sub string) (string, error) {
+	h := a.getenv("HOME")
+	if h == "" {
+		return "", errors.New("cannot find the home directory: $HOME is not set: set it, or pass --store file:///ABSOLUTE/DIR")
+	}
+	return filepath.Join(h, sub), nil
+}
+
+// defaultDir is $XDG_VAR/keyturn/name, or ~/fallback/keyturn/name.
+func (a *app) defaultDir(xdgVar, fallback, name string) (string, error) {
+	base := a.getenv(xdgVar)
+	if base == "" || !filepath.IsAbs(base) {
+		var err error
+		if base, err = a.home(fallback); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(base, "keyturn", name), nil
+}
+
+// policy is the host policy for provider URLs.
+func (s settings) policy() *provider.Policy {
+	return provider.NewPolicy(s.relayHosts, s.loopback)
+}
+
+// openStore opens the selected store. The caller closes it.
+func (a *app) openStore(ctx context.Context, s settings) (keystore.Store, func(), error) {
+	if s.store.kind == storeAWS {
+		st, err := a.openAWSStore(ctx, s.store.region)
+		if err != nil {
+			return nil, nil, withCode(exitError, fmt.Errorf("open store %s: %w", s.store.raw, err)).
+				withHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
+		}
+		return st, func() {}, nil
+	}
+	fst, err := keystore.OpenFile(keystore.FileOptions{Dir: s.store.dir, IdentityPath: s.identity})
+	if err != nil {
+		return nil, nil, withCode(exitError, fmt.Errorf("open file store %s: %w", s.store.dir, err)).
+			withHint("pass --store file:///ABSOLUTE/DIR for a writable directory, and --identity for its age identity")
+	}
+	return fst, func() { _ = fst.Close() }, nil
+}
+
+func (a *app) openAWSStore(ctx context.Context, region string) (keystore.Store, error) {
+	if a.openAWS != nil {
+		return a.openAWS(ctx, region)
+	}
+	return keystore.OpenAWS(ctx, region)
+}

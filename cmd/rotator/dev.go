@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/internal/issuer"
+	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/schedule"
+	"github.com/keyturn/keyturn/internal/scheduler"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+const devUsage = `
+Usage: rotator dev [--dir DIR] [--interval 30s] [--listen 127.0.0.1:0]
+
+Runs a complete local setup: a file store in DIR, a stand-in AI provider on
+a loopback port, and one managed secret, dev/openai, whose keys are minted
+at the stand-in, proven against its OpenAI-shaped API and rotated every
+--interval. Each step and outcome is logged to stderr. Ctrl-C stops it.
+
+The stand-in keeps its keys in memory, so every start mints a fresh key at
+once. An existing DIR is reused: its secrets stay and dev/openai is pointed
+at the new port. Intervals under 4 hours exist only here: real schedules
+use 'rotator add --schedule'.
+
+Example:
+  rotator dev --interval 1m
+`
+
+const (
+	devSecretID = "dev/openai"
+	devIssuerID = "dev/issuer"
+)
+
+type devFlags struct {
+	dir      string
+	interval time.Duration
+	listen   string
+}
+
+func (a *app) dev(ctx context.Context, args []string) error {
+	var f devFlags
+	fs := a.newFlagSet("dev", devUsage)
+	fs.StringVar(&f.dir, "dir", "", "store `DIR` (default $XDG_STATE_HOME/keyturn/dev, or ~/.local/state/keyturn/dev)")
+	fs.DurationVar(&f.interval, "interval", 30*time.Second, "time between rotations, as a Go `DURATION` such as 30s or 5m; at least 1s")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "loopback `ADDRESS` for the stand-in provider; port 0 picks a free port")
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return usageErrorf("dev: unexpected argument %q: dev takes only flags", positional[0])
+	}
+	if f.interval < time.Second {
+		return usageErrorf("dev: --interval %s is too short: use 1s or more", f.interval)
+	}
+	if err := checkLoopbackAddress(f.listen); err != nil {
+		return err
+	}
+	if f.dir == "" {
+		if f.dir, err = a.defaultDir("XDG_STATE_HOME", ".local/state", "dev"); err != nil {
+			return err
+		}
+	}
+	return a.runDev(ctx, &f)
+}
+
+// checkLoopbackAddress rejects listen addresses other than a loopback IP,
+// because the stand-in accepts any key it has minted and must not be
+// reachable from other hosts.
+func checkLoopbackAddress(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageErrorf("dev: --listen %q: %v: use HOST:PORT such as 127.0.0.1:0", addr, err)
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return usageErrorf("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT or [::1]:PORT", addr)
+	}
+	return nil
+}
+
+func (a *app) runDev(ctx context.Context, f *devFlags) error {
+	logger := a.stderrLogger(slog.LevelInfo)
+	standIn := fakeprovider.New(fakeprovider.Options{Logger: logger.With("component", "stand-in")})
+	baseURL, stopServer, err := serveStandIn(f.listen, standIn)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return fmt.Errorf("dev: create store directory: %w", err)
+	}
+	store, err := keystore.OpenFile(keystore.FileOptions{Dir: f.dir, Logger: logger.With("component", "store")})
+	if err != nil {
+		return withCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).withHint("pass --dir for a writable directory")
+	}
+	defer store.Close()
+	if err := setUpDevSecrets(ctx, store, standIn, baseURL); err != nil {
+		return err
+	}
+	engine := &rotation.Engine{
+		Store:   store,
+		Checker: provider.New(provider.Options{Policy: provider.NewPolicy(nil, true)}),
+		Issuers: map[string]issuer.Issuer{issuer.DevName: issuer.NewDev(baseURL+"/openrouter/api/v1", &http.Client{Timeout: 10 * time.Second})},
+		Logger:  logger,
+	}
+	a.printDevBanner(f, baseURL)
+	return a.rotateDev(ctx, f, store, engine, logger)
+}
+
+// rotateDev rotates once at start, since the stand-in has forgotten the
+// keys of any earlier run, then on the dev interval until ctx ends.
+func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, engine *rotation.Engine, logger *slog.Logger) error {
+	res, err := engine.RotateNow(ctx, devSecretID)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return withCode(exitError, fmt.Errorf("dev: first rotation of %s failed: %w", devSecretID, err)).
+			withHint("the log lines above show the failing step")
+	}
+	logger.Info("rotation promoted", "secret_id", devSecretID, "version_id", res.VersionID)
+	if a.devReady != nil {
+		a.devReady(f.dir)
+	}
+	sched := &scheduler.Scheduler{
+		Store: store, Rotator: engine, Logger: logger, Clock: a.clock,
+		ScheduleFor: func(keystore.Description) (*schedule.Schedule, error) { return schedule.Every(f.interval), nil },
+		Rescan:      f.interval, MinBackoff: f.interval, MaxBackoff: 10 * f.interval,
+	}
+	return sched.Run(ctx)
+}
+
+// serveStandIn serves the stand-in provider on a loopback listener and
+// returns its root URL and a function that stops it.
+func serveStandIn(addr string, p *fakeprovider.Provider) (string, func(), error) {
+	ln, err := fakeprovider.Listen(addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("dev: %w", err)
+	}
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	stop := func() {
+		p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}
+	return "http://" + ln.Addr().String(), stop, nil
+}
+
+// setUpDevSecrets registers a fresh management key at the stand-in, stores
+// it in dev/issuer, and creates dev/openai or points it at baseURL.
+func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakeprovider.Provider, baseURL string) error {
+	mgmt, err := randomKey("dev-management-")
+	if err != nil {
+		return err
+	}
+	standIn.AddManagementKey(mgmt.Reveal())
+	if err := putDevIssuerKey(ctx, store, mgmt); err != nil {
+		return err
+	}
+	settings := keystore.Settings{
+		Provider: "openai", BaseURL: baseURL + "/openai/v1",
+		Issuer: issuer.DevName, IssuerSecret: devIssuerID,
+		Probe: keystore.ProbeModels, Grace: keystore.Duration(time.Minute),
+	}
+	tags := settings.Tags()
+	_, err = store.Create(ctx, keystore.CreateInput{SecretID: devSecretID, Description: "rotator dev: keys minted at the stand-in provider", Tags: tags})
+	if errors.Is(err, keystore.ErrExists) {
+		err = store.Tag(ctx, devSecretID, tags)
+	}
+	if err != nil {
+		return fmt.Errorf("dev: set up %s: %w", devSecretID, err)
+	}
+	// The dev interval is not a Secrets Manager schedule, so no rules are
+	// stored: the dev loop supplies the schedule.
+	if err := store.SetRotation(ctx, devSecretID, keystore.Rotation{Enabled: true}); err != nil {
+		return fmt.Errorf("dev: enable rotation of %s: %w", devSecretID, err)
+	}
+	return nil
+}
+
+func putDevIssuerKey(ctx context.Context, store keystore.Store, mgmt keystore.Secret) error {
+	value, err := keystore.Value{APIKey: mgmt}.Encode()
+	if err != nil {
+		return fmt.Errorf("dev: encode management key: %w", err)
+	}
+	_, err = store.Create(ctx, keystore.CreateInput{SecretID: devIssuerID, Description: "rotator dev: the stand-in's management key", Value: value})
+	if errors.Is(err, keystore.ErrExists) {
+		err = store.Put(ctx, keystore.PutInput{SecretID: devIssuerID, Token: uuid.NewString(), Value: value})
+	}
+	if err != nil {
+		return fmt.Errorf("dev: store the management key in %s: %w", devIssuerID, err)
+	}
+	return nil
+}
+
+func randomKey(prefix string) (keystore.Secret, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return keystore.Secret{}, fmt.Errorf("dev: generate key: %w", err)
+	}
+	return keystore.NewSecret(prefix + hex.EncodeToString(b)), nil
+}
+
+func (a *app) printDevBanner(f *devFlags, baseURL string) {
+	fmt.Fprintf(a.stdout, `keyturn dev
+  store           %s
+  stand-in        %s (OpenAI shape at %s/openai/v1)
+  secret          %s (issuer dev, admin key in %s)
+  rotation        every %s, starting now
+Inspect it from another shell:
+  KEYTURN_STORE=file://%s rotator status %s
+Press Ctrl-C to stop.
+`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, f.interval, f.dir, devSecretID)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+)
+
+const helpHeader = `rotator rotates the API keys applications use to call AI providers, and
+proves each new key works against the provider before promoting it.
+
+Usage: rotator COMMAND [SECRET] [flags]
+
+Commands:
+`
+
+const helpFooter = `
+Run 'rotator COMMAND -h' for a command's flags and an example.
+
+Store selection (first set wins):
+  --store URL, then $KEYTURN_STORE, then 'store:' in the config file, then
+  file://$XDG_DATA_HOME/keyturn/store (~/.local/share/keyturn/store).
+  URL forms:
+    file:///ABSOLUTE/DIR   the age-encrypted file store in DIR (no host, no
+                           relative paths: use file://$PWD/store)
+    aws://REGION           AWS Secrets Manager in REGION, such as aws://us-east-1
+    aws://                 AWS Secrets Manager in the AWS SDK's default region
+  The file store's age identity: --identity FILE, $KEYTURN_IDENTITY or
+  'identity:' in the config file; default DIR/identity.age, created on first use.
+
+Where keys may be sent: each provider's own host over https. Add hosts of
+OpenAI-compatible relays with --relay-host HOST (repeatable),
+$KEYTURN_RELAY_HOSTS (comma-separated) or 'relay_hosts:' in the config file.
+Loopback http URLs need --allow-loopback or KEYTURN_ALLOW_LOOPBACK=true
+(tests and development only).
+
+Config file: $KEYTURN_CONFIG, or $XDG_CONFIG_HOME/keyturn/rotator.yaml
+(~/.config/keyturn/rotator.yaml). YAML with the keys store, identity and
+relay_hosts (a list); any other key is an error. Example:
+  store: file:///var/lib/keyturn/store
+  relay_hosts: [relay.example.com]
+
+Exit codes:
+  0  success; for rotate-now, the new key was promoted
+  1  error
+  2  usage error (unknown command or flag, missing argument)
+  3  rejected: the provider rejected the key
+  4  transient failure (timeout, rate limit, outage): retry later
+  5  rotation in progress
+
+When AWS_LAMBDA_RUNTIME_API is set, rotator runs as the Secrets Manager
+rotation Lambda instead, configured by AWS_REGION, KEYTURN_RELAY_HOSTS and
+KEYTURN_ALLOW_LOOPBACK.
+
+Try it locally:
+  rotator dev
+`
+
+func (a *app) printHelp(w io.Writer) {
+	fmt.Fprint(w, helpHeader)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(w, helpFooter)
+}

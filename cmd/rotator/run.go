@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/scheduler"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// Exit codes, documented in the help text and the README.
+const (
+	exitOK         = 0
+	exitError      = 1
+	exitUsage      = 2
+	exitRejected   = 3
+	exitTransient  = 4
+	exitInProgress = 5
+)
+
+// app is one invocation of the CLI. Tests build it directly to inject the
+// environment, the clock and the AWS store.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	// openAWS opens the AWS store for aws:// URLs; nil is keystore.OpenAWS.
+	openAWS func(ctx context.Context, region string) (keystore.Store, error)
+	// pollInterval is how often rotate-now polls an AWS rotation; 0 is 2s.
+	pollInterval time.Duration
+	// clock drives serve's and dev's schedules and status's "now"; nil is
+	// the wall clock.
+	clock scheduler.Clock
+	// devReady, if set, is called by `rotator dev` once its first rotation
+	// is done, with the store it runs on.
+	devReady func(dir string)
+}
+
+// run is the CLI: it parses args, runs the command and returns the exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return a.run(ctx, args)
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(a *app, ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"add", "create a managed secret on the file store", (*app).add},
+		{"stage", "store the next key of a secret, read from a file or stdin", (*app).stage},
+		{"rotate-now", "rotate a secret now and report the outcome", (*app).rotateNow},
+		{"status", "show versions, schedules and failures of managed secrets", (*app).status},
+		{"serve", "run the rotation schedules of the file store", (*app).serve},
+		{"dev", "run a complete local setup against a stand-in provider", (*app).dev},
+	}
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		a.printHelp(a.stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return a.help(args[1:])
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return a.exit(c.run(a, ctx, args[1:]))
+		}
+	}
+	return a.exit(usageErrorf("unknown command %q: the commands are %s", name, commandNames()).
+		withHint("run 'rotator help' for what each command does"))
+}
+
+func (a *app) help(args []string) int {
+	if len(args) == 0 {
+		a.printHelp(a.stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return a.exit(c.run(a, context.Background(), []string{"-h"}))
+		}
+	}
+	return a.exit(usageErrorf("unknown command %q: the commands are %s", args[0], commandNames()))
+}
+
+func commandNames() string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// cliError is an error with an exit code and hints for the user.
+type cliError struct {
+	code  int
+	err   error
+	hints []string
+}
+
+func (e *cliError) Error() string { return e.err.Error() }
+func (e *cliError) Unwrap() error { return e.err }
+
+func (e *cliError) withHint(format string, args ...any) *cliError {
+	e.hints = append(e.hints, fmt.Sprintf(format, args...))
+	return e
+}
+
+func usageErrorf(format string, args ...any) *cliError {
+	return &cliError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func withCode(code int, err error) *cliError {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &cliError{code: code, err: err}
+}
+
+// errSilent ends a command with an exit code after it has printed its own
+// result, such as rotate-now reporting a rejected key.
+type errSilent struct{ code int }
+
+func (e errSilent) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// exit prints err (if any) as age does and returns its exit code.
+func (a *app) exit(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var silent errSilent
+	if errors.As(err, &silent) {
+		return silent.code
+	}
+	ce := withCode(exitError, err)
+	fmt.Fprintf(a.stderr, "rotator: error: %v\n", ce.err)
+	for _, h := range ce.hints {
+		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", h)
+	}
+	return ce.code
+}
+
+func (a *app) clockNow() time.Time {
+	if a.clock != nil {
+		return a.clock.Now()
+	}
+	return time.Now()
+}
+
+// parseArgs parses flags and positional arguments in any order, as users of
+// `rotator add SECRET --provider openai` expect; the flag package alone stops
+// at the first positional argument. Everything after "--" is positional.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErrorf("%s: %v", fs.Name(), err).
+				withHint("run 'rotator %s -h' for its flags", fs.Name())
+		}
+		consumed := len(args) - fs.NArg()
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, fs.Args()...), nil
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// oneSecretArg returns the single SECRET argument of a command.
+func oneSecretArg(cmd string, positional []string) (string, error) {
+	switch len(positional) {
+	case 0:
+		return "", usageErrorf("%s: missing SECRET argument", cmd).
+			withHint("usage: rotator %s SECRET [flags]; run 'rotator %s -h' for details", cmd, cmd)
+	case 1:
+		if strings.TrimSpace(positional[0]) == "" {
+			return "", usageErrorf("%s: SECRET is empty", cmd)
+		}
+		return positional[0], nil
+	}
+	// The extra arguments are not echoed: a key pasted as an argument of
+	// stage must not reach the terminal's scrollback a second time.
+	return "", usageErrorf("%s: expected one SECRET argument, got %d arguments", cmd, len(positional)).
+		withHint("keys are never arguments: rotator stage reads them from --file or standard input")
+}
+
+// newFlagSet returns a flag set whose -h prints help to stdout and whose
+// parse errors are reported by the caller, not the flag package.
+func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprint(a.stdout, strings.TrimLeft(usage, "\n"))
+		fmt.Fprintln(a.stdout, "\nFlags:")
+		fs.SetOutput(a.stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	return fs
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/scheduler"
+)
+
+const serveUsage = `
+Usage: rotator serve [--once] [flags]
+
+Runs the rotation schedule of every managed secret on the file store, as
+Secrets Manager does on AWS. It re-reads the secrets on every pass, so new
+secrets and changed schedules are picked up, and computes each next rotation
+from the secret's last rotation, which is stored. A secret whose rotation
+fails is retried with backoff (1 minute, doubling up to 1 hour) without
+holding up the others. One log line per rotation outcome goes to stderr.
+
+Ctrl-C or SIGTERM stops it; a rotation in flight gets --stop-timeout to end.
+On AWS, Secrets Manager runs the schedules; this command rejects aws:// stores.
+
+Example:
+  rotator serve --store file:///var/lib/keyturn/store
+  rotator serve --once    # rotate what is due now, then exit (for cron jobs)
+`
+
+type serveFlags struct {
+	storeFlags
+	once        bool
+	rescan      time.Duration
+	stopTimeout time.Duration
+}
+
+func (a *app) serve(ctx context.Context, args []string) error {
+	var f serveFlags
+	fs := a.newFlagSet("serve", serveUsage)
+	f.register(fs)
+	fs.BoolVar(&f.once, "once", false, "rotate the secrets that are due now, wait for them, and exit; exit code 1 if any failed")
+	fs.DurationVar(&f.rescan, "rescan", scheduler.DefaultRescan, "longest wait between two reads of the store, as a Go `DURATION`")
+	fs.DurationVar(&f.stopTimeout, "stop-timeout", scheduler.DefaultStopTimeout, "how long a rotation in flight may take to end after Ctrl-C or SIGTERM, as a Go `DURATION`")
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(positional) > 0 {
+		return usageErrorf("serve: unexpected argument %q: serve takes no SECRET, it runs every managed secret", positional[0])
+	}
+	if f.rescan <= 0 || f.stopTimeout <= 0 {
+		return usageErrorf("serve: --rescan and --stop-timeout must be positive")
+	}
+	return a.runServe(ctx, &f)
+}
+
+func (a *app) runServe(ctx context.Context, f *serveFlags) error {
+	s, err := a.resolve(&f.storeFlags)
+	if err != nil {
+		return err
+	}
+	if s.store.kind == storeAWS {
+		return withCode(exitError, fmt.Errorf("serve: store %s is on AWS, where Secrets Manager runs the rotation schedules", s.store.raw)).
+			withHint("use serve with a file store; on AWS, 'rotator rotate-now' starts a rotation at once")
+	}
+	store, closeStore, err := a.openStore(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+
+	logger := a.stderrLogger(slog.LevelInfo)
+	engine, err := newEngine(store, s, a.getenv, logger)
+	if err != nil {
+		return err
+	}
+	sched := &scheduler.Scheduler{
+		Store: store, Rotator: engine, Logger: logger, Clock: a.clock,
+		Rescan: f.rescan, StopTimeout: f.stopTimeout,
+	}
+
+	if !f.once {
+		logger.Info("serving rotation schedules", "store", s.store.raw)
+		return sched.Run(ctx)
+	}
+	failed, err := sched.RunOnce(ctx)
+	if err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("serve: %d rotations failed; the log lines above say why", failed)
+	}
+	return nil
+}

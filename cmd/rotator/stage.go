@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+const stageUsage = `
+Usage: rotator stage SECRET [--file PATH|-] [--key-id ID] [--validate]
+
+Stores the next key of SECRET under KEYTURN_STAGED, for the next rotation to
+prove and promote. The key is read from a file or standard input, never from
+a flag: either the bare key on one line, or a full value JSON object such as
+{"api_key": "sk-...", "key_id": "key_abc"}. Prints the staged version id,
+never the key.
+
+With --validate the key is checked against the provider first; a rejected
+key is not staged and the exit code is 3.
+
+Example:
+  rotator stage prod/openai --file new-key.txt --validate
+  pbpaste | rotator stage prod/openai
+`
+
+// maxValueBytes is Secrets Manager's limit on a SecretString.
+const maxValueBytes = 65536
+
+type stageFlags struct {
+	storeFlags
+	output   outputFlag
+	file     string
+	keyID    string
+	validate bool
+}
+
+func (a *app) stage(ctx context.Context, args []string) error {
+	f := stageFlags{output: outputText}
+	fs := a.newFlagSet("stage", stageUsage)
+	f.register(fs)
+	f.output.register(fs)
+	fs.StringVar(&f.file, "file", "-", "`PATH` of the file holding the key or value JSON; - reads standard input")
+	fs.StringVar(&f.keyID, "key-id", "", "the provider's `ID` for the key (such as key_abc), kept to revoke it later")
+	fs.BoolVar(&f.validate, "validate", false, "check the key with the provider before staging it")
+	positional, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	secretID, err := oneSecretArg("stage", positional)
+	if err != nil {
+		return err
+	}
+	return a.runStage(ctx, secretID, &f)
+}
+
+func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) error {
+	s, err := a.resolve(&f.storeFlags)
+	if err != nil {
+		return err
+	}
+	value, err := a.readValue(f.file)
+	if err != nil {
+		return err
+	}
+	if f.keyID != "" {
+		value.KeyID = f.keyID
+	}
+	store, closeStore, err := a.openStore(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	engine, err := newEngine(store, s, a.getenv, a.stderrLogger(slog.LevelWarn))
+	if err != nil {
+		return err
+	}
+	versionID, err := engine.Stage(ctx, secretID, value, f.validate)
+	if err != nil {
+		return stageError(secretID, err)
+	}
+	return a.printStaged(secretID, versionID, f)
+}
+
+func stageError(secretID string, err error) error {
+	switch {
+	case errors.Is(err, rotation.ErrRejected):
+		return withCode(exitRejected, err).withHint("the provider rejected the key, so nothing was staged: check that it is the right key for this secret")
+	case errors.Is(err, rotation.ErrTransient):
+		return withCode(exitTransient, err).withHint("nothing was staged; try again later, or stage without --validate")
+	case errors.Is(err, keystore.ErrNotFound):
+		return withCode(exitError, err).withHint("create the secret first: 'rotator add %s' on the file store, Terraform on AWS", secretID)
+	}
+	return err
+}
+
+type stagedJSON struct {
+	SecretID  string `json:"secret_id"`
+	VersionID string `json:"version_id"`
+	Validated bool   `json:"validated"`
+}
+
+func (a *app) printStaged(secretID, versionID string, f *stageFlags) error {
+	if f.output == outputJSON {
+		return a.writeJSON(stagedJSON{SecretID: secretID, VersionID: versionID, Validated: f.validate})
+	}
+	how := "not validated"
+	if f.validate {
+		how = "validated with the provider"
+	}
+	fmt.Fprintf(a.stdout, "staged %s version %s (%s)\n", secretID, versionID, how)
+	fmt.Fprintf(a.stdout, "next: 'rotator rotate-now %s' proves and promotes it, or the next scheduled rotation does\n", secretID)
+	return nil
+}
+
+// readValue reads the next key from path ("-" is stdin) and returns it as a
+// value. Errors describe the input's shape, never its content.
+func (a *app) readValue(path string) (keystore.Value, error) {
+	data, name, err := a.readInput(path)
+	if err != nil {
+		return keystore.Value{}, err
+	}
+	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) {
+		v, err := keystore.ParseValue(keystore.NewSecret(string(data)))
+		if err != nil {
+			return keystore.Value{}, withCode(exitError, fmt.Errorf("stage: %s: %w", name, err))
+		}
+		return v, nil
+	}
+	key, err := parseBareKey(name, data)
+	if err != nil {
+		return keystore.Value{}, err
+	}
+	return keystore.Value{APIKey: key}, nil
+}
+
+func (a *app) readInput(path string) ([]byte, string, error) {
+	name := path
+	var r io.Reader
+	if path == "-" {
+		name = "standard input"
+		r = a.stdin
+		if isTerminal(a.stdin) {
+			fmt.Fprintln(a.stderr, "rotator: reading the key from standard input; end with Ctrl-D")
+		}
+	} else {
+		fh, err := os.Open(path)
+		if err != nil {
+			return nil, "", withCode(exitError, fmt.Errorf("stage: %w", err)).withHint("pass --file PATH of a readable file, or - for standard input")
+		}
+		defer fh.Close()
+		r = fh
+	}
+	data, err := io.ReadAll(io.LimitReader(r, maxValueBytes+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("stage: read %s: %w", name, err)
+	}
+	if len(data) > maxValueBytes {
+		return nil, "", fmt.Errorf("stage: %s is longer than %d bytes, the limit of a secret value", name, maxValueBytes)
+	}
+	return data, name, nil
+}
+
+// parseBareKey accepts one key on one line, with at most one trailing
+// newline.
+func parseBareKey(name string, data []byte) (keystore.Secret, error) {
+	s := string(data)
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	hint := "put only the key in the file, on one line, or a value JSON object starting with {"
+	switch {
+	case strings.TrimSpace(s) == "":
+		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: %s is empty: expected a key", name)).withHint("%s", hint)
+	case strings.ContainsAny(s, "\r\n"):
+		lines := strings.Count(s, "\n") + 1
+		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: %s has %d lines: expected one key on one line", name, lines)).withHint("%s", hint)
+	case strings.ContainsAny(s, " \t\v\f"):
+		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: the key in %s contains spaces or tabs, which no provider key has", name)).withHint("%s", hint)
+	}
+	return keystore.NewSecret(s), nil
+}
+
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,110 @@
+package issuer_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/internal/issuer"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+const (
+	canary   = "CANARY-"
+	adminKey = "sk-or-v1-" + canary + "admin"
+)
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func startDev(t *testing.T) (*fakeprovider.Provider, issuer.Issuer) {
+	p, url := fakeprovider.Start(t, fakeprovider.Options{KeyPrefix: "sk-or-v1-" + canary})
+	p.AddManagementKey(adminKey)
+	return p, issuer.NewDev(url+"/openrouter/api/v1", nil)
+}
+
+func TestDevMintAndRevoke(t *testing.T) {
+	p, dev := startDev(t)
+	m, err := dev.Mint(ctxFor(t), issuer.MintRequest{
+		SecretID: "app/openrouter", Token: "t1", Name: "keyturn/app/openrouter/t1",
+		Admin: keystore.NewSecret(adminKey),
+	})
+	if err != nil {
+		t.Fatalf("Mint: %v", err)
+	}
+	if !strings.HasPrefix(m.Key.Reveal(), "sk-or-v1-"+canary) {
+		t.Errorf("minted key does not have the stand-in's prefix")
+	}
+	minted := p.MintedKeys()
+	if len(minted) != 1 || minted[0].Hash != m.KeyID || minted[0].Name != "keyturn/app/openrouter/t1" {
+		t.Fatalf("minted keys = %+v, want one with hash %q", minted, m.KeyID)
+	}
+
+	err = dev.Revoke(ctxFor(t), issuer.RevokeRequest{KeyID: m.KeyID, Admin: keystore.NewSecret(adminKey)})
+	if err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if !p.MintedKeys()[0].Deleted {
+		t.Errorf("the key is not deleted after Revoke")
+	}
+	err = dev.Revoke(ctxFor(t), issuer.RevokeRequest{KeyID: m.KeyID, Admin: keystore.NewSecret(adminKey)})
+	if err != nil {
+		t.Errorf("Revoke of a deleted key: %v, want nil", err)
+	}
+}
+
+func TestDevMintWrongAdmin(t *testing.T) {
+	_, dev := startDev(t)
+	_, err := dev.Mint(ctxFor(t), issuer.MintRequest{
+		Name: "keyturn/x/t", Admin: keystore.NewSecret("sk-or-v1-" + canary + "wrong"),
+	})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("Mint: err = %v, want a 401", err)
+	}
+	if strings.Contains(err.Error(), canary) {
+		t.Errorf("error text carries a key")
+	}
+}
+
+func TestDevRevokeNeedsHash(t *testing.T) {
+	_, dev := startDev(t)
+	err := dev.Revoke(ctxFor(t), issuer.RevokeRequest{Admin: keystore.NewSecret(adminKey)})
+	if err == nil || !strings.Contains(err.Error(), "hash") {
+		t.Errorf("Revoke without a key id: err = %v, want one asking for the hash", err)
+	}
+}
+
+// refusingTransport fails the test if any request is sent.
+type refusingTransport struct{ t *testing.T }
+
+func (r refusingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.t.Errorf("request sent to %s", req.URL.Host)
+	return nil, http.ErrNotSupported
+}
+
+func TestDevRefusesNonLoopback(t *testing.T) {
+	client := &http.Client{Transport: refusingTransport{t}}
+	for _, base := range []string{
+		"https://openrouter.ai/api/v1",
+		"http://10.0.0.1/openrouter/api/v1",
+		"http://169.254.169.254/latest",
+		"http://127.0.0.1.example.com/api/v1",
+		"not a url",
+	} {
+		dev := issuer.NewDev(base, client)
+		_, err := dev.Mint(ctxFor(t), issuer.MintRequest{Name: "n", Admin: keystore.NewSecret(adminKey)})
+		if err == nil || !strings.Contains(err.Error(), base) {
+			t.Errorf("Mint with base %q: err = %v, want one naming the URL", base, err)
+		}
+		err = dev.Revoke(ctxFor(t), issuer.RevokeRequest{KeyID: "h", Admin: keystore.NewSecret(adminKey)})
+		if err == nil {
+			t.Errorf("Revoke with base %q: err = nil", base)
+		}
+	}
+}

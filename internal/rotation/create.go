@@ -1,0 +1,277 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// candidate is the key a rotation tries and where it came from.
+type candidate struct {
+	value keystore.Value
+	// stagedVersion is the KEYTURN_STAGED version the key came from; empty
+	// for a minted key.
+	stagedVersion string
+	minted        bool
+}
+
+// currentKey is the AWSCURRENT version when the rotation starts.
+type currentKey struct {
+	versionID string
+	value     keystore.Value
+	// parsed is false when the current value is malformed; its retire list
+	// and key id are then unknown.
+	parsed bool
+}
+
+// createSecret fills the empty AWSPENDING version under the token with the
+// next key: the staged one, or one the issuer mints.
+func (c *call) createSecret(ctx context.Context) (string, error) {
+	_, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(c.token))
+	if err == nil {
+		return "the pending version already has a value", nil
+	}
+	if !errors.Is(err, keystore.ErrNotFound) {
+		return "", c.storeError(err, "read the pending version")
+	}
+
+	note, err := c.fillPending(ctx)
+	if err != nil && !errors.Is(err, ErrTransient) {
+		// Nothing was written under the token and a retry would fail the
+		// same way, so clear AWSPENDING rather than block the next rotation.
+		if rmErr := c.removeStage(ctx, keystore.StagePending, c.token); rmErr != nil {
+			c.warn(ctx, "could not clear AWSPENDING after a failed createSecret", rmErr)
+		}
+	}
+	return note, err
+}
+
+func (c *call) fillPending(ctx context.Context) (string, error) {
+	settings, err := c.settings()
+	if err != nil {
+		return "", err
+	}
+	current, err := c.readCurrent(ctx)
+	if err != nil {
+		return "", err
+	}
+	next, err := c.nextKey(ctx, settings)
+	if err != nil {
+		return "", err
+	}
+
+	value, err := c.buildValue(ctx, next, current, settings)
+	lost := false
+	if err == nil {
+		lost, err = c.putPending(ctx, value)
+	}
+	if (err != nil || lost) && next.minted {
+		c.revoke(ctx, settings, next.value.KeyID)
+	}
+	if err != nil {
+		return "", err
+	}
+	if lost {
+		return "another createSecret filled the pending version first, and its value is kept", nil
+	}
+	if next.minted {
+		return fmt.Sprintf("minted key %q is pending", next.value.KeyID), nil
+	}
+	return "staged version " + next.stagedVersion + " is pending", nil
+}
+
+// readCurrent returns the AWSCURRENT version, or nil for a secret's first
+// key. A malformed current value does not stop the rotation, which is how
+// such a secret gets a working key again.
+func (c *call) readCurrent(ctx context.Context) (*currentKey, error) {
+	v, err := c.e.Store.Get(ctx, c.secretID, keystore.Current())
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, c.storeError(err, "read the current version")
+	}
+	cur := &currentKey{versionID: v.VersionID}
+	cur.value, err = keystore.ParseValue(v.Value)
+	if err != nil {
+		c.warn(ctx, "current version "+v.VersionID+" is malformed; its retire list is lost", err)
+		return cur, nil
+	}
+	cur.parsed = true
+	return cur, nil
+}
+
+// nextKey takes the staged key or, with no key staged, has the issuer mint
+// one. A staged key wins even for a minting issuer, because that is how a
+// backup restore or an operator overrides the issuer.
+func (c *call) nextKey(ctx context.Context, settings keystore.Settings) (candidate, error) {
+	staged, ok, err := c.readStaged(ctx)
+	if err != nil || ok {
+		return staged, err
+	}
+	if settings.Issuer == keystore.IssuerStaged {
+		return candidate{}, c.errorf(ErrNothingToPromote, nil,
+			"no key is staged, and issuer %q cannot mint one: stage a key with `rotator stage %s --file key.txt`, then rotate again",
+			keystore.IssuerStaged, c.secretID)
+	}
+	return c.mint(ctx, settings)
+}
+
+// readStaged reads KEYTURN_STAGED. A malformed staged value is moved to
+// KEYTURN_REJECTED, so that the rotation is not stuck on it.
+func (c *call) readStaged(ctx context.Context) (candidate, bool, error) {
+	v, err := c.e.Store.Get(ctx, c.secretID, keystore.ByStage(keystore.StageStaged))
+	if errors.Is(err, keystore.ErrNotFound) {
+		return candidate{}, false, nil
+	}
+	if err != nil {
+		return candidate{}, false, c.storeError(err, "read the staged version")
+	}
+	value, err := keystore.ParseValue(v.Value)
+	if err != nil {
+		return candidate{}, false, c.rejectMalformed(ctx, v.VersionID, keystore.StageStaged, err)
+	}
+	return candidate{value: value, stagedVersion: v.VersionID}, true, nil
+}
+
+// rejectMalformed moves KEYTURN_REJECTED to a version whose value does not
+// parse and takes label off it. The value itself stays as it was, for
+// diagnosis: there is no JSON object to add last_failure to.
+func (c *call) rejectMalformed(ctx context.Context, versionID, label string, cause error) error {
+	holder, err := c.versionHolding(ctx, keystore.StageRejected)
+	if err != nil {
+		return err
+	}
+	if holder != versionID {
+		err = c.e.Store.UpdateStage(ctx, keystore.StageInput{
+			SecretID: c.secretID, Stage: keystore.StageRejected,
+			MoveToVersion: versionID, RemoveFromVersion: holder,
+		})
+		if err != nil {
+			return c.storeError(err, "move "+keystore.StageRejected+" to malformed version "+versionID)
+		}
+	}
+	if err := c.removeStage(ctx, label, versionID); err != nil {
+		return err
+	}
+	return c.errorf(ErrRejected, cause,
+		"%s version %s is malformed and is now %s: stage a corrected key with `rotator stage %s --file key.txt`",
+		label, versionID, keystore.StageRejected, c.secretID)
+}
+
+// buildValue completes the next key's value: the secret's current settings,
+// and the retire list carried forward with the current key added to it.
+//
+// The current key enters retire here, in createSecret, with not_before =
+// now + grace, because finishSecret cannot change the pending value: a
+// version's value is written once. So finishSecret promotes with label moves
+// alone and needs no PutSecretValue after promotion.
+// NOTE: grace counts from createSecret, so a rotation that stalls between
+// createSecret and finishSecret shortens the old key's grace by the stall.
+func (c *call) buildValue(ctx context.Context, next candidate, cur *currentKey,
+	settings keystore.Settings) (keystore.Value, error) {
+	now := c.e.now()
+	v := next.value
+	v.Settings = settings
+	v.LastFailure = nil
+	if v.CreatedAt.IsZero() {
+		v.CreatedAt = now
+	}
+
+	var retire []keystore.Retired
+	if cur != nil {
+		retire = mergeRetired(cur.value.Retire, v.Retire)
+		if !cur.parsed || !sameKey(cur.value, v) {
+			retire = mergeRetired(retire, []keystore.Retired{{
+				KeyID: cur.value.KeyID, VersionID: cur.versionID,
+				NotBefore: now.Add(time.Duration(settings.Grace)),
+			}})
+		}
+	} else {
+		retire = mergeRetired(nil, v.Retire)
+	}
+	retire, err := c.dropNewKey(ctx, retire, v)
+	if err != nil {
+		return keystore.Value{}, err
+	}
+	v.Retire = retire
+
+	if cur == nil || !cur.parsed {
+		return v, nil
+	}
+	v, err = carryUnknown(v, cur.value)
+	if err != nil {
+		return keystore.Value{}, c.errorf(ErrConfig, err, "cannot carry the current value's fields forward")
+	}
+	return v, nil
+}
+
+// dropNewKey removes retire entries that name the key being promoted, as
+// when a restored backup brings an old key back: revoking it later would
+// revoke the current key. Entries are matched by key id, or by reading the
+// version they name when that version still exists.
+func (c *call) dropNewKey(ctx context.Context, retire []keystore.Retired,
+	next keystore.Value) ([]keystore.Retired, error) {
+	var kept []keystore.Retired
+	for _, r := range retire {
+		same, err := c.retiredIsKey(ctx, r, next)
+		if err != nil {
+			return nil, err
+		}
+		if !same {
+			kept = append(kept, r)
+		}
+	}
+	return kept, nil
+}
+
+func (c *call) retiredIsKey(ctx context.Context, r keystore.Retired, next keystore.Value) (bool, error) {
+	if r.KeyID != "" && r.KeyID == next.KeyID {
+		return true, nil
+	}
+	if r.VersionID == "" {
+		return false, nil
+	}
+	old, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(r.VersionID))
+	if errors.Is(err, keystore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, c.storeError(err, "read retired version "+r.VersionID)
+	}
+	oldValue, err := keystore.ParseValue(old.Value)
+	if err != nil {
+		return false, nil
+	}
+	return oldValue.APIKey.Equal(next.APIKey), nil
+}
+
+// putPending writes the next key under the token. It reports lost when a
+// concurrent invocation filled the version first, and that value is kept.
+func (c *call) putPending(ctx context.Context, v keystore.Value) (lost bool, err error) {
+	enc, err := v.Encode()
+	if err != nil {
+		return false, c.errorf(ErrRejected, err, "cannot encode the next key's value")
+	}
+	err = c.e.Store.Put(ctx, keystore.PutInput{
+		SecretID: c.secretID, Token: c.token, Value: enc,
+		Stages: []string{keystore.StagePending},
+	})
+	if errors.Is(err, keystore.ErrExists) {
+		return true, nil
+	}
+	if err != nil {
+		return false, c.storeError(err, "write the pending version")
+	}
+	return false, nil
+}
+
+func (c *call) warn(ctx context.Context, msg string, err error) {
+	c.e.logger().LogAttrs(ctx, slog.LevelWarn, msg,
+		slog.String("secret", c.secretID), slog.String("step", c.op),
+		slog.String("token", c.token), slog.String("error", err.Error()))
+}

@@ -1,0 +1,183 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// Outcome sorts how a RotateNow ended.
+type Outcome string
+
+// RotateNow outcomes.
+const (
+	// Promoted: the new key passed its check and is AWSCURRENT.
+	Promoted Outcome = "promoted"
+	// InProgress: another rotation holds AWSPENDING, or on AWS, Secrets
+	// Manager has started the rotation and runs the steps itself.
+	InProgress Outcome = "in_progress"
+	// Rejected: the new key failed for good and is kept as KEYTURN_REJECTED.
+	Rejected Outcome = "rejected"
+	// Transient: a check or store call failed in a way that may pass later.
+	Transient Outcome = "transient"
+	// Failed: nothing to promote, or the configuration is wrong.
+	Failed Outcome = "failed"
+)
+
+// Result is the outcome of a RotateNow.
+type Result struct {
+	SecretID string
+	// VersionID is the rotation's token: the promoted version, or the one
+	// that failed. For InProgress it is the version that holds AWSPENDING.
+	VersionID string
+	Outcome   Outcome
+	// Failure records why the rotation did not promote. It is nil when
+	// Promoted.
+	Failure *keystore.Failure
+}
+
+// RotateNow rotates secretID at once. On the file store it starts the
+// rotation (BeginRotation creates the empty AWSPENDING version) and runs the
+// four steps in process. On AWS, where Secrets Manager invokes the rotation
+// function itself, it only starts the rotation and reports InProgress.
+//
+// Every outcome but Promoted comes with an *Error. Nothing retries a
+// file-store rotation later, unlike Secrets Manager, so RotateNow never
+// leaves its own rotation half done: after a failed step it clears
+// AWSPENDING (revoking a minted key that was never promoted).
+func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error) {
+	c := &call{e: e, op: "rotate", secretID: secretID}
+	if err := c.checkRotatable(ctx); err != nil {
+		return c.result(err), err
+	}
+
+	token, err := e.Store.BeginRotation(ctx, secretID, "")
+	if err != nil {
+		err = c.beginError(ctx, err)
+		return c.result(err), err
+	}
+	c.token = token
+	if c.desc.Rotation.LambdaARN != "" {
+		return Result{SecretID: secretID, VersionID: token, Outcome: InProgress}, nil
+	}
+
+	for _, step := range Steps {
+		if err := e.Run(ctx, step, secretID, token); err != nil {
+			c.abandon(ctx)
+			return c.result(err), err
+		}
+	}
+	return Result{SecretID: secretID, VersionID: token, Outcome: Promoted}, nil
+}
+
+// checkRotatable rejects, before a rotation starts, a secret whose rotation
+// would fail at its first step.
+func (c *call) checkRotatable(ctx context.Context) error {
+	if err := c.describe(ctx); err != nil {
+		return err
+	}
+	if err := c.checkEnabled(); err != nil {
+		return err
+	}
+	_, err := c.settings()
+	return err
+}
+
+// beginError words a failed BeginRotation. A store that refuses because
+// AWSPENDING sits on another version means a rotation is in progress.
+func (c *call) beginError(ctx context.Context, err error) error {
+	if !errors.Is(err, keystore.ErrInvalidRequest) {
+		return c.storeError(err, "start the rotation")
+	}
+	pending, dErr := c.versionHolding(ctx, keystore.StagePending)
+	if dErr != nil || pending == "" {
+		return c.storeError(err, "start the rotation")
+	}
+	c.token = pending
+	return c.errorf(ErrInProgress, nil,
+		"rotation in progress: wait for the rotator working on it to finish; "+
+			"if none is, remove %s from the version to abandon the rotation", keystore.StagePending)
+}
+
+// abandonTimeout bounds the clean-up after a failed step. The clean-up runs
+// even when the caller's context has ended, which is when a step that hung
+// needs it most.
+const abandonTimeout = 10 * time.Second
+
+// abandon clears AWSPENDING from the rotation's version unless it was
+// promoted, revoking the pending key if it was minted.
+func (c *call) abandon(parent context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), abandonTimeout)
+	defer cancel()
+	if err := c.describe(ctx); err != nil {
+		c.warn(ctx, "could not abandon the rotation", err)
+		return
+	}
+	stages := c.desc.Versions[c.token]
+	if slices.Contains(stages, keystore.StageCurrent) || !slices.Contains(stages, keystore.StagePending) {
+		return
+	}
+	c.revokeUnpromoted(ctx)
+	if err := c.removeStage(ctx, keystore.StagePending, c.token); err != nil {
+		c.warn(ctx, "could not abandon the rotation", err)
+		return
+	}
+	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "abandoned rotation",
+		slog.String("secret", c.secretID), slog.String("token", c.token))
+}
+
+// revokeUnpromoted revokes the pending key of an abandoned rotation if it
+// was minted for it.
+func (c *call) revokeUnpromoted(ctx context.Context) {
+	settings, err := c.settings()
+	if err != nil || settings.Issuer == keystore.IssuerStaged {
+		return
+	}
+	pending, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(c.token))
+	if err != nil {
+		return
+	}
+	v, err := keystore.ParseValue(pending.Value)
+	if err != nil || v.KeyID == "" {
+		return
+	}
+	if staged, err := c.stagedVersionOf(ctx, v); err != nil || staged != "" {
+		return
+	}
+	c.revoke(ctx, settings, v.KeyID)
+}
+
+// result builds the Result of a failed RotateNow.
+func (c *call) result(err error) Result {
+	r := Result{SecretID: c.secretID, VersionID: c.token, Outcome: outcomeOf(err)}
+	var re *Error
+	if errors.As(err, &re) && re.failure != nil {
+		r.Failure = re.failure
+		return r
+	}
+	step := c.op
+	if errors.As(err, &re) {
+		step = re.Op
+	}
+	r.Failure = &keystore.Failure{
+		Step: step, At: c.e.now(), VersionID: c.token,
+		Class: class(err), Reason: reason(err),
+	}
+	return r
+}
+
+func outcomeOf(err error) Outcome {
+	switch {
+	case errors.Is(err, ErrInProgress):
+		return InProgress
+	case errors.Is(err, ErrRejected):
+		return Rejected
+	case errors.Is(err, ErrTransient):
+		return Transient
+	}
+	return Failed
+}

@@ -1,0 +1,403 @@
+// Package scheduler runs the rotation schedules of every managed secret in a
+// store, as Secrets Manager does on AWS. It lists the secrets on every pass,
+// so new ones are picked up, and computes each one's next rotation from the
+// persisted last rotation. A secret whose rotation fails is retried with
+// backoff without holding up the others.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/schedule"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// Defaults for the zero values of Scheduler's fields.
+const (
+	DefaultRescan      = time.Minute
+	DefaultMinBackoff  = time.Minute
+	DefaultMaxBackoff  = time.Hour
+	DefaultStopTimeout = 30 * time.Second
+	DefaultMaxAtOnce   = 4
+)
+
+// Rotator rotates one secret now; *rotation.Engine implements it.
+type Rotator interface {
+	RotateNow(ctx context.Context, secretID string) (rotation.Result, error)
+}
+
+// Clock is the scheduler's view of time, injectable for tests.
+type Clock interface {
+	Now() time.Time
+	// After returns a channel that receives once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// After returns time.After(d).
+func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Scheduler rotates the managed secrets of Store when they are due.
+// Set Store and Rotator; every other field has a default.
+type Scheduler struct {
+	Store   keystore.Store
+	Rotator Rotator
+	// ScheduleFor returns a secret's schedule; nil parses the secret's
+	// stored rotation rules with schedule.Parse. `rotator dev` replaces it
+	// with a short fixed interval.
+	ScheduleFor func(d keystore.Description) (*schedule.Schedule, error)
+	Clock       Clock        // nil is SystemClock
+	Logger      *slog.Logger // nil discards logs
+	// Rescan is the longest wait between two passes, so that new secrets
+	// and changed schedules are seen; default 1 minute.
+	Rescan time.Duration
+	// MinBackoff and MaxBackoff bound the wait before a failed secret is
+	// tried again; it doubles with each failure in a row. Defaults 1 minute
+	// and 1 hour.
+	MinBackoff, MaxBackoff time.Duration
+	// StopTimeout bounds how long Run waits for in-flight rotations after
+	// its context is cancelled before it cancels them too; default 30s.
+	StopTimeout time.Duration
+	// MaxAtOnce limits concurrent rotations; default 4.
+	MaxAtOnce int
+
+	mu       sync.Mutex
+	state    map[string]*secretState
+	inFlight map[string]bool
+	done     chan outcome
+	wg       sync.WaitGroup
+}
+
+// secretState is the scheduler's memory of one secret between passes. It
+// is not persisted, so a restart clears every backoff.
+type secretState struct {
+	failures    int
+	retryAt     time.Time // zero unless backing off
+	lastSuccess time.Time // guards against a store that lags on LastRotated
+	lastNotice  string    // last "not rotating" notice logged, to log it once
+}
+
+// outcome is the end of one rotation, sent back to the loop.
+type outcome struct {
+	secretID string
+	result   rotation.Result
+	err      error
+}
+
+// Run rotates due secrets until ctx is cancelled, then waits for in-flight
+// rotations up to StopTimeout and returns nil. It returns an error only if
+// the scheduler is misconfigured.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.init(); err != nil {
+		return err
+	}
+	s.logger().Info("scheduler started", "rescan", s.rescan())
+	rotateCtx, cancelRotations := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRotations()
+	for {
+		wait := s.pass(ctx, rotateCtx)
+		select {
+		case <-ctx.Done():
+			s.stop(cancelRotations)
+			return nil
+		case o := <-s.done:
+			s.finish(o)
+		case <-s.clock().After(wait):
+		}
+	}
+}
+
+// RunOnce rotates every secret that is due now, waits for those rotations,
+// and returns how many of them failed.
+func (s *Scheduler) RunOnce(ctx context.Context) (failed int, err error) {
+	if err := s.init(); err != nil {
+		return 0, err
+	}
+	// Passes repeat after each finished rotation, so that secrets left out
+	// by MaxAtOnce get their turn; a finished secret is not due again.
+	s.pass(ctx, ctx)
+	for s.running() > 0 {
+		o := <-s.done
+		s.finish(o)
+		if o.err != nil || o.result.Outcome != rotation.Promoted {
+			failed++
+		}
+		s.pass(ctx, ctx)
+	}
+	return failed, nil
+}
+
+func (s *Scheduler) init() error {
+	if s.Store == nil || s.Rotator == nil {
+		return errors.New("scheduler: Store and Rotator must be set")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == nil {
+		s.state = map[string]*secretState{}
+		s.inFlight = map[string]bool{}
+		s.done = make(chan outcome)
+	}
+	return nil
+}
+
+// stop waits for in-flight rotations up to StopTimeout, then cancels them
+// and waits for them to return.
+func (s *Scheduler) stop(cancelRotations context.CancelFunc) {
+	n := s.running()
+	if n == 0 {
+		s.logger().Info("scheduler stopped")
+		return
+	}
+	s.logger().Info("stopping: waiting for in-flight rotations", "count", n, "timeout", s.stopTimeout())
+	deadline := s.clock().After(s.stopTimeout())
+	for s.running() > 0 {
+		select {
+		case o := <-s.done:
+			s.finish(o)
+		case <-deadline:
+			s.logger().Warn("stop timeout passed: cancelling in-flight rotations", "count", s.running())
+			cancelRotations()
+			deadline = nil
+		}
+	}
+	s.logger().Info("scheduler stopped")
+}
+
+func (s *Scheduler) running() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inFlight)
+}
+
+// pass lists the secrets, starts the due rotations, and returns how long to
+// wait before the next pass.
+func (s *Scheduler) pass(ctx, rotateCtx context.Context) time.Duration {
+	wait := s.rescan()
+	secrets, err := s.Store.List(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger().Error("list secrets failed; retrying", "error", err, "retry_in", wait)
+		}
+		return wait
+	}
+	now := s.clock().Now()
+	for _, d := range secrets {
+		if !keystore.IsManaged(d.Tags) {
+			continue
+		}
+		next, ok := s.nextRun(d, now)
+		if !ok {
+			continue
+		}
+		if !next.After(now) {
+			s.start(rotateCtx, d.SecretID)
+			continue
+		}
+		wait = min(wait, next.Sub(now))
+	}
+	return wait
+}
+
+// nextRun returns when the secret should rotate next, or false if it does
+// not rotate (disabled, misconfigured, in flight, nothing to promote).
+func (s *Scheduler) nextRun(d keystore.Description, now time.Time) (time.Time, bool) {
+	st := s.stateOf(d.SecretID)
+	if s.isInFlight(d.SecretID) {
+		return time.Time{}, false
+	}
+	if !d.Rotation.Enabled {
+		s.notice(d.SecretID, st, "rotation is disabled; skipping")
+		return time.Time{}, false
+	}
+	sched, err := s.scheduleFor(d)
+	if err != nil {
+		s.notice(d.SecretID, st, "invalid schedule; skipping", "error", err)
+		return time.Time{}, false
+	}
+	if reason := cannotRotate(d); reason != "" {
+		s.notice(d.SecretID, st, reason)
+		return time.Time{}, false
+	}
+	st.lastNotice = ""
+	next := dueTime(d, sched, st, now)
+	if st.retryAt.After(next) {
+		next = st.retryAt
+	}
+	return next, true
+}
+
+// dueTime is the schedule's next run after the last rotation. A secret
+// never rotated is due at once, as when Secrets Manager enables rotation.
+func dueTime(d keystore.Description, sched *schedule.Schedule, st *secretState, now time.Time) time.Time {
+	last := d.LastRotated
+	if st.lastSuccess.After(last) {
+		last = st.lastSuccess
+	}
+	return sched.Next(last, now)
+}
+
+// cannotRotate returns why a rotation would be doomed, or "": a secret whose
+// settings are invalid, or one whose issuer is staged with no staged key.
+// Skipping those keeps the store free of abandoned rotations.
+func cannotRotate(d keystore.Description) string {
+	settings, err := keystore.SettingsFromTags(d.Tags)
+	if err != nil {
+		return fmt.Sprintf("invalid settings: %v", err)
+	}
+	if settings.Issuer != keystore.IssuerStaged {
+		return ""
+	}
+	if d.VersionWithStage(keystore.StageStaged) != "" {
+		return ""
+	}
+	return fmt.Sprintf("no staged key; skipping until one is staged (rotator stage %s)", d.SecretID)
+}
+
+func (s *Scheduler) scheduleFor(d keystore.Description) (*schedule.Schedule, error) {
+	if s.ScheduleFor != nil {
+		return s.ScheduleFor(d)
+	}
+	return schedule.Parse(d.Rotation.Rules)
+}
+
+// notice logs why a secret is not rotating, once until the reason changes.
+func (s *Scheduler) notice(secretID string, st *secretState, msg string, args ...any) {
+	key := msg + fmt.Sprint(args...)
+	if st.lastNotice == key {
+		return
+	}
+	st.lastNotice = key
+	s.logger().Warn(msg, append([]any{"secret_id", secretID}, args...)...)
+}
+
+// start runs one rotation in its own goroutine, unless MaxAtOnce are
+// already running; a secret left out is picked up by a later pass.
+func (s *Scheduler) start(ctx context.Context, secretID string) {
+	s.mu.Lock()
+	if len(s.inFlight) >= s.maxAtOnce() {
+		s.mu.Unlock()
+		return
+	}
+	s.inFlight[secretID] = true
+	s.mu.Unlock()
+
+	s.logger().Info("rotation due", "secret_id", secretID)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		res, err := s.Rotator.RotateNow(ctx, secretID)
+		s.done <- outcome{secretID: secretID, result: res, err: err}
+	}()
+}
+
+// finish records a rotation's outcome, logs it, and schedules a retry with
+// backoff after a failure.
+func (s *Scheduler) finish(o outcome) {
+	s.mu.Lock()
+	delete(s.inFlight, o.secretID)
+	s.mu.Unlock()
+	st := s.stateOf(o.secretID)
+	now := s.clock().Now()
+	if o.err == nil && o.result.Outcome == rotation.Promoted {
+		st.failures, st.retryAt, st.lastSuccess = 0, time.Time{}, now
+		s.logger().Info("rotation promoted", "secret_id", o.secretID, "version_id", o.result.VersionID)
+		return
+	}
+	st.failures++
+	delay := s.backoff(st.failures)
+	st.retryAt = now.Add(delay)
+	s.logFailure(o, delay)
+}
+
+func (s *Scheduler) logFailure(o outcome, retryIn time.Duration) {
+	args := []any{"secret_id", o.secretID, "outcome", outcomeName(o), "retry_in", retryIn}
+	if o.result.VersionID != "" {
+		args = append(args, "version_id", o.result.VersionID)
+	}
+	if f := o.result.Failure; f != nil {
+		args = append(args, "step", f.Step, "class", f.Class, "reason", f.Reason)
+	}
+	if o.err != nil {
+		args = append(args, "error", o.err)
+	}
+	s.logger().Error("rotation failed", args...)
+}
+
+func outcomeName(o outcome) string {
+	if o.result.Outcome != "" {
+		return string(o.result.Outcome)
+	}
+	return "error"
+}
+
+// backoff doubles from MinBackoff with each failure in a row, up to
+// MaxBackoff.
+func (s *Scheduler) backoff(failures int) time.Duration {
+	d := s.minBackoff()
+	for i := 1; i < failures && d < s.maxBackoff(); i++ {
+		d *= 2
+	}
+	return min(d, s.maxBackoff())
+}
+
+func (s *Scheduler) stateOf(secretID string) *secretState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.state[secretID]
+	if st == nil {
+		st = &secretState{}
+		s.state[secretID] = st
+	}
+	return st
+}
+
+func (s *Scheduler) isInFlight(secretID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight[secretID]
+}
+
+func (s *Scheduler) clock() Clock {
+	if s.Clock == nil {
+		return SystemClock{}
+	}
+	return s.Clock
+}
+
+func (s *Scheduler) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+func (s *Scheduler) rescan() time.Duration      { return orDefault(s.Rescan, DefaultRescan) }
+func (s *Scheduler) minBackoff() time.Duration  { return orDefault(s.MinBackoff, DefaultMinBackoff) }
+func (s *Scheduler) maxBackoff() time.Duration  { return orDefault(s.MaxBackoff, DefaultMaxBackoff) }
+func (s *Scheduler) stopTimeout() time.Duration { return orDefault(s.StopTimeout, DefaultStopTimeout) }
+
+func (s *Scheduler) maxAtOnce() int {
+	if s.MaxAtOnce <= 0 {
+		return DefaultMaxAtOnce
+	}
+	return s.MaxAtOnce
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}

@@ -1,0 +1,105 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+)
+
+// kindOfCode maps Secrets Manager error codes to sentinels. Codes not
+// listed are classified by their fault: server faults are ErrUnavailable,
+// client faults ErrInvalidRequest.
+var kindOfCode = map[string]error{
+	"ResourceNotFoundException": ErrNotFound,
+	"ResourceExistsException":   ErrExists,
+	"InvalidRequestException":   ErrInvalidRequest,
+	"LimitExceededException":    ErrInvalidRequest,
+	"InvalidParameterException": ErrInvalidParameter,
+	"ValidationException":       ErrInvalidParameter,
+	"InvalidNextTokenException": ErrInvalidParameter,
+	"DecryptionFailure":         ErrDecryption,
+	"EncryptionFailure":         ErrDecryption,
+	"InternalServiceError":      ErrUnavailable,
+	"InternalFailure":           ErrUnavailable,
+	"ServiceUnavailable":        ErrUnavailable,
+	"ThrottlingException":       ErrUnavailable,
+	"Throttling":                ErrUnavailable,
+	"TooManyRequestsException":  ErrUnavailable,
+	"RequestLimitExceeded":      ErrUnavailable,
+	"RequestTimeout":            ErrUnavailable,
+	"RequestTimeoutException":   ErrUnavailable,
+	// Credentials and permissions: the store cannot serve this caller until
+	// an operator fixes them, so callers treat it like an outage and keep
+	// any value they hold.
+	"AccessDeniedException":       ErrUnavailable,
+	"UnrecognizedClientException": ErrUnavailable,
+	"InvalidSignatureException":   ErrUnavailable,
+	"ExpiredTokenException":       ErrUnavailable,
+}
+
+var kindMessages = map[error]string{
+	ErrNotFound:         "not found in Secrets Manager",
+	ErrExists:           "already exists in Secrets Manager",
+	ErrInvalidRequest:   "Secrets Manager rejected the request for the secret's current state",
+	ErrInvalidParameter: "Secrets Manager rejected a parameter",
+	ErrDecryption:       "Secrets Manager could not decrypt or encrypt the value: check the secret's KMS key and its key policy",
+	ErrUnavailable:      "Secrets Manager is unavailable or refused the credentials: retry later, and check the credentials and IAM policy if it persists",
+}
+
+// awsError wraps an SDK error as an *Error. Its cause is the service's API
+// error (code and message) when there is one, which keeps the text short.
+// Neither the SDK's errors nor the service's messages carry a secret value.
+func awsError(op, secretID, versionID, stage string, err error) error {
+	kind, cause := classify(err)
+	return &Error{
+		Op: op, SecretID: secretID, VersionID: versionID, Stage: stage,
+		Kind: kind, Msg: message(kind, cause), Err: cause,
+	}
+}
+
+// rotationInProgress is part of the message Secrets Manager gives when
+// RotateSecret finds AWSPENDING on a version other than AWSCURRENT's.
+const rotationInProgress = "previous rotation isn't complete"
+
+// message words the error for the caller; a rotation in progress gets its
+// own message, since callers wait for it or unblock it.
+func message(kind, cause error) string {
+	var apiErr smithy.APIError
+	if kind == ErrInvalidRequest && errors.As(cause, &apiErr) &&
+		strings.Contains(apiErr.ErrorMessage(), rotationInProgress) {
+		return "a " + rotationInProgress + ": wait for it to finish, " +
+			"or remove AWSPENDING from its version to abandon it"
+	}
+	return kindMessages[kind]
+}
+
+func classify(err error) (kind, cause error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return ErrUnavailable, err
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		if k, ok := kindOfCode[apiErr.ErrorCode()]; ok {
+			return k, apiErr
+		}
+		if apiErr.ErrorFault() == smithy.FaultClient || httpStatus(err)/100 == 4 {
+			return ErrInvalidRequest, apiErr
+		}
+		return ErrUnavailable, apiErr
+	}
+	// No API error: the request did not reach the service, or its response
+	// could not be read.
+	return ErrUnavailable, err
+}
+
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return http.StatusInternalServerError
+}

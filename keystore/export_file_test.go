@@ -1,0 +1,7 @@
+package keystore
+
+// Unexported functions that the external tests call.
+var (
+	EncodeFileName = encodeFileName
+	DecodeFileName = decodeFileName
+)
