@@ -17,6 +17,9 @@ var kindOfCode = map[string]error{
 	"ResourceNotFoundException": ErrNotFound,
 	"ResourceExistsException":   ErrExists,
 	"InvalidRequestException":   ErrInvalidRequest,
+	// A quota, such as the versions per secret, that the SDK's throttling
+	// retries did not outlast: it clears only as versions age or labels are
+	// removed, so callers treat it as a conflict with the secret's state.
 	"LimitExceededException":    ErrInvalidRequest,
 	"InvalidParameterException": ErrInvalidParameter,
 	"ValidationException":       ErrInvalidParameter,
@@ -65,14 +68,27 @@ func awsError(op, secretID, versionID, stage string, err error) error {
 // RotateSecret finds AWSPENDING on a version other than AWSCURRENT's.
 const rotationInProgress = "previous rotation isn't complete"
 
-// message words the error for the caller; a rotation in progress gets its
-// own message, since callers wait for it or unblock it.
+// versionQuota words a LimitExceededException, naming the quota that
+// frequent rotations reach.
+const versionQuota = "Secrets Manager refused the request because it would exceed a quota, " +
+	"such as its limit of 100 versions per secret, and it removes no labelled version and " +
+	"no version younger than 24 hours to make room: write new versions less often, " +
+	"or remove labels that are no longer needed"
+
+// message words the error for the caller. A rotation in progress and an
+// exceeded quota get their own messages, since callers wait for them or
+// unblock them.
 func message(kind, cause error) string {
 	var apiErr smithy.APIError
-	if kind == ErrInvalidRequest && errors.As(cause, &apiErr) &&
-		strings.Contains(apiErr.ErrorMessage(), rotationInProgress) {
+	if !errors.As(cause, &apiErr) {
+		return kindMessages[kind]
+	}
+	switch {
+	case kind == ErrInvalidRequest && strings.Contains(apiErr.ErrorMessage(), rotationInProgress):
 		return "a " + rotationInProgress + ": wait for it to finish, " +
 			"or remove AWSPENDING from its version to abandon it"
+	case apiErr.ErrorCode() == "LimitExceededException":
+		return versionQuota
 	}
 	return kindMessages[kind]
 }

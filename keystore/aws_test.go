@@ -3,7 +3,9 @@ package keystore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -196,6 +198,100 @@ func TestAWSSetRotation(t *testing.T) {
 	}
 	if d.Rotation.Enabled {
 		t.Error("rotation is still enabled after SetRotation(disabled)")
+	}
+}
+
+// testClock is a settable time source for smtest.Options.Now.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newAWSStoreWithClock(t *testing.T, clk *testClock) *keystore.AWSStore {
+	t.Helper()
+	_, url := smtest.Start(t, smtest.Options{Now: clk.Now})
+	client := secretsmanager.NewFromConfig(smtest.TestConfig(t, url))
+	return keystore.NewAWS(client, keystore.AWSOptions{RotationLambdaARN: testLambdaARN})
+}
+
+func TestAWSDescribeNextRotation(t *testing.T) {
+	// 2030-01-15 is a Tuesday.
+	clk := &testClock{now: time.Date(2030, 1, 15, 10, 30, 0, 0, time.UTC)}
+	s := newAWSStoreWithClock(t, clk)
+	ctx := context.Background()
+	createAWSSecret(t, s, "keyturn/a", `{"api_key":"sk-a"}`)
+	d, err := s.Describe(ctx, "keyturn/a")
+	if err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	if !d.NextRotation.IsZero() {
+		t.Errorf("NextRotation = %v without rotation, want zero", d.NextRotation)
+	}
+
+	rules := keystore.RotationRules{ScheduleExpression: "cron(0 16 ? * FRI *)", Duration: "2h"}
+	if err := s.SetRotation(ctx, "keyturn/a", keystore.Rotation{Enabled: true, Rules: rules}); err != nil {
+		t.Fatalf("SetRotation: %v", err)
+	}
+	want := time.Date(2030, 1, 18, 16, 0, 0, 0, time.UTC)
+	if d, err = s.Describe(ctx, "keyturn/a"); err != nil {
+		t.Fatalf("Describe: %v", err)
+	}
+	if !d.NextRotation.Equal(want) {
+		t.Errorf("Describe NextRotation = %v, want %v", d.NextRotation, want)
+	}
+	list, err := s.List(ctx)
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	if len(list) != 1 || !list[0].NextRotation.Equal(want) {
+		t.Errorf("List = %+v, want one secret with NextRotation %v", list, want)
+	}
+}
+
+func TestAWSPutVersionLimit(t *testing.T) {
+	const canary = "sk-aws-limit-canary-52d9"
+	clk := &testClock{now: time.Date(2030, 1, 15, 10, 30, 0, 0, time.UTC)}
+	s := newAWSStoreWithClock(t, clk)
+	ctx := context.Background()
+	createAWSSecret(t, s, "keyturn/a", `{"api_key":"sk-a"}`)
+	for i := range 99 {
+		err := s.Put(ctx, keystore.PutInput{SecretID: "keyturn/a", Token: fmt.Sprintf("%08d-0000-4000-8000-000000000000", i),
+			Value: keystore.NewSecret(fmt.Sprintf(`{"api_key":"sk-%d"}`, i))})
+		if err != nil {
+			t.Fatalf("Put %d: %v", i, err)
+		}
+	}
+
+	in := keystore.PutInput{SecretID: "keyturn/a", Token: "ffffffff-0000-4000-8000-000000000000",
+		Value: keystore.NewSecret(`{"api_key":"` + canary + `"}`)}
+	err := s.Put(ctx, in)
+	wantAWSKind(t, err, keystore.ErrInvalidRequest)
+	var limit *types.LimitExceededException
+	if !errors.As(err, &limit) {
+		t.Errorf("err does not wrap *types.LimitExceededException: %v", err)
+	}
+	if !strings.Contains(err.Error(), "100 versions per secret") || !strings.Contains(err.Error(), "keyturn/a") {
+		t.Errorf("error %q does not name the secret and the version quota", err)
+	}
+	if strings.Contains(err.Error(), canary) {
+		t.Errorf("error text contains the value: %v", err)
+	}
+
+	clk.Advance(24 * time.Hour)
+	if err := s.Put(ctx, in); err != nil {
+		t.Errorf("Put once the oldest version is 24 hours old: %v", err)
 	}
 }
 

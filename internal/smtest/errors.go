@@ -65,3 +65,16 @@ func errRotationInProgress() *apiError {
 func errInvalidParameter(format string, args ...any) *apiError {
 	return newError(TypeInvalidParameter, format, args...)
 }
+
+// errTooManyVersions is the LimitExceededException of a PutSecretValue
+// that makeRoom found no room for. Its first clause is how the API
+// reference describes LimitExceededException; AWS's full message for this
+// case is not documented.
+func errTooManyVersions(sec *secret) *apiError {
+	return newError(TypeLimitExceeded,
+		"The request failed because it would exceed one of the Secrets Manager quotas: "+
+			"secret %s has %d versions, and only unlabelled versions created at least %d hours ago "+
+			"can be removed. Remove staging labels from versions you no longer need, "+
+			"or wait and write new versions less often.",
+		sec.name, len(sec.order), int(minPruneAge.Hours()))
+}

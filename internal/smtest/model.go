@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keyturn/keyturn/internal/schedule"
 )
 
 // Staging labels the server treats specially.
@@ -17,9 +19,12 @@ const (
 	stagePrevious = "AWSPREVIOUS"
 )
 
-// Limits Secrets Manager enforces.
+// Limits Secrets Manager enforces. Its quotas page states that it removes
+// unlabelled versions when a secret has more than 100, but none created
+// less than 24 hours ago.
 const (
-	maxVersions      = 100 // unlabelled versions beyond this are pruned
+	maxVersions      = 100
+	minPruneAge      = 24 * time.Hour
 	maxTags          = 50
 	maxTagKeyLen     = 128
 	maxTagValueLen   = 256
@@ -52,6 +57,7 @@ type secret struct {
 	rotationSince   time.Time // when rotation was last turned on
 	lambdaARN       string
 	rules           *rulesWire
+	schedule        *schedule.Schedule // parsed from rules
 	lastRotated     time.Time
 
 	deleted      time.Time // when DeleteSecret scheduled the deletion; zero if not
@@ -124,23 +130,30 @@ func (s *secret) attach(v *version, stage string, now time.Time) {
 	}
 }
 
-// addVersion stores a new version and prunes the oldest unlabelled versions
-// beyond maxVersions.
-//
-// NOTE: Secrets Manager never prunes a version younger than 24 hours; the
-// test server prunes regardless of age, so it never returns
-// LimitExceededException for too many versions.
+// addVersion stores a new version. Callers that may take the secret past
+// maxVersions call makeRoom first.
 func (s *secret) addVersion(v *version) {
 	s.versions[v.id] = v
 	s.order = append(s.order, v.id)
-	for len(s.order) > maxVersions {
-		i := slices.IndexFunc(s.order, func(id string) bool { return len(s.versions[id].stages) == 0 })
+}
+
+// makeRoom prunes unlabelled versions created at least minPruneAge before
+// now, oldest first, until the secret has room for one more version under
+// maxVersions. It reports whether there is room.
+func (s *secret) makeRoom(now time.Time) bool {
+	for len(s.order) >= maxVersions {
+		i := slices.IndexFunc(s.order, func(id string) bool { return prunable(s.versions[id], now) })
 		if i < 0 {
-			return
+			return false
 		}
 		delete(s.versions, s.order[i])
 		s.order = slices.Delete(s.order, i, i+1)
 	}
+	return true
+}
+
+func prunable(v *version, now time.Time) bool {
+	return len(v.stages) == 0 && now.Sub(v.created) >= minPruneAge
 }
 
 // stageMap returns the labelled versions and their labels, as

@@ -1,24 +1,19 @@
 package smtest
 
 import (
-	"regexp"
-	"strconv"
-	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/keyturn/keyturn/internal/schedule"
+	"github.com/keyturn/keyturn/keystore"
 )
 
-const (
-	minRotationDays = 1
-	maxRotationDays = 1000
-	minRateHours    = 4
-)
-
-var (
-	ratePattern     = regexp.MustCompile(`^rate\(\s*(\d+)\s+(hours?|days?)\s*\)$`)
-	durationPattern = regexp.MustCompile(`^([1-9]|1[0-9]|2[0-4])h$`)
-)
+// maxRotationDays is the largest AutomaticallyAfterDays that the API
+// reference for RotationRulesType allows.
+const maxRotationDays = 1000
 
 // rotateSecret stores any rotation configuration given, creates the empty
 // AWSPENDING version under the token and starts the rotation function
@@ -27,8 +22,10 @@ func (s *Server) rotateSecret(in *rotateIn) (any, *apiError) {
 	if err := checkToken(in.ClientRequestToken); err != nil {
 		return nil, err
 	}
+	var sched *schedule.Schedule
 	if in.RotationRules != nil {
-		if err := checkRules(in.RotationRules); err != nil {
+		var err *apiError
+		if sched, err = parseRules(in.RotationRules); err != nil {
 			return nil, err
 		}
 	}
@@ -54,7 +51,7 @@ func (s *Server) rotateSecret(in *rotateIn) (any, *apiError) {
 		return nil, errRotationInProgress()
 	}
 
-	s.configureRotation(sec, lambda, in.RotationRules)
+	s.configureRotation(sec, lambda, in.RotationRules, sched)
 	token := in.ClientRequestToken
 	if token == "" {
 		token = uuid.NewString()
@@ -62,6 +59,11 @@ func (s *Server) rotateSecret(in *rotateIn) (any, *apiError) {
 	if stale := sec.holder(stagePending); stale != nil {
 		stale.remove(stagePending) // it is on the AWSCURRENT version: that rotation is complete
 	}
+	// NOTE: the service model lists no LimitExceededException for
+	// RotateSecret, so the test server prunes what it can and then adds the
+	// AWSPENDING version even past maxVersions. What AWS does here is not
+	// documented.
+	sec.makeRoom(s.now())
 	sec.addVersion(&version{id: token, stages: []string{stagePending}, created: s.now()})
 	test := in.RotateImmediately != nil && !*in.RotateImmediately
 	s.startRun(sec, token, lambda, test)
@@ -79,9 +81,10 @@ func (s *Server) rotateAgain(sec *secret, v *version) (any, *apiError) {
 		"version %s of secret %s. Use a new ClientRequestToken for each rotation.", v.id, sec.name)
 }
 
-// configureRotation turns rotation on with the function and rules given.
-// The caller holds s.mu.
-func (s *Server) configureRotation(sec *secret, lambda string, rules *rulesWire) {
+// configureRotation turns rotation on with the function given, and with
+// the rules and their parsed schedule when rules is not nil. The caller
+// holds s.mu.
+func (s *Server) configureRotation(sec *secret, lambda string, rules *rulesWire, sched *schedule.Schedule) {
 	if !sec.rotationEnabled {
 		sec.rotationSince = s.now()
 	}
@@ -89,7 +92,7 @@ func (s *Server) configureRotation(sec *secret, lambda string, rules *rulesWire)
 	sec.lambdaARN = lambda
 	if rules != nil {
 		r := *rules
-		sec.rules = &r
+		sec.rules, sec.schedule = &r, sched
 	}
 	sec.changed = s.now()
 }
@@ -111,88 +114,52 @@ func (s *Server) cancelRotateSecret(in *idIn) (any, *apiError) {
 	return out, nil
 }
 
-// checkRules enforces RotationRulesType: exactly one of
-// AutomaticallyAfterDays (1 to 1000) or ScheduleExpression, and a Duration
-// of 1h to 24h.
-//
-// NOTE: cron() expressions are accepted without checking their fields.
-func checkRules(r *rulesWire) *apiError {
+// parseRules checks RotationRulesType with keyturn's schedule parser:
+// exactly one of AutomaticallyAfterDays (1 to 1000) and ScheduleExpression,
+// an expression Secrets Manager accepts, and a Duration that fits its
+// windows.
+func parseRules(r *rulesWire) (*schedule.Schedule, *apiError) {
 	switch {
 	case r.AutomaticallyAfterDays != nil && r.ScheduleExpression != "":
-		return errInvalidParameter("You can't specify both AutomaticallyAfterDays and ScheduleExpression in RotationRules.")
-	case r.AutomaticallyAfterDays != nil:
-		if d := *r.AutomaticallyAfterDays; d < minRotationDays || d > maxRotationDays {
-			return errInvalidParameter("AutomaticallyAfterDays %d is out of range: use %d to %d.",
-				d, minRotationDays, maxRotationDays)
-		}
-	case r.ScheduleExpression != "":
-		if err := checkSchedule(r.ScheduleExpression); err != nil {
-			return err
-		}
-	default:
-		return errInvalidParameter("RotationRules needs AutomaticallyAfterDays or ScheduleExpression.")
+		// Secrets Manager's own message for this case.
+		return nil, errInvalidParameter("You cannot specify both rotation frequency and schedule expression together.")
+	case r.AutomaticallyAfterDays != nil && *r.AutomaticallyAfterDays == 0:
+		// schedule.Parse reads 0 as unset; the request did set it.
+		return nil, errInvalidParameter("AutomaticallyAfterDays 0 is out of range: use 1 to %d.", maxRotationDays)
 	}
-	if r.Duration != "" && !durationPattern.MatchString(r.Duration) {
-		return errInvalidParameter("Invalid Duration %q: use whole hours from 1h to 24h, such as 3h.", r.Duration)
+	rules := keystore.RotationRules{ScheduleExpression: r.ScheduleExpression, Duration: r.Duration}
+	if r.AutomaticallyAfterDays != nil {
+		rules.AutomaticallyAfterDays = *r.AutomaticallyAfterDays
 	}
-	return nil
+	sched, err := schedule.Parse(rules)
+	if err != nil {
+		return nil, errInvalidParameter("%s.", capitalize(err.Error()))
+	}
+	return sched, nil
 }
 
-func checkSchedule(expr string) *apiError {
-	if strings.HasPrefix(expr, "cron(") && strings.HasSuffix(expr, ")") {
-		return nil
-	}
-	every, ok := rateInterval(expr)
-	if !ok {
-		return errInvalidParameter("Invalid ScheduleExpression %q: use rate(N hours), rate(N days) or cron(...).", expr)
-	}
-	if every < minRateHours*time.Hour {
-		return errInvalidParameter("Invalid ScheduleExpression %q: a secret can rotate at most every %d hours.",
-			expr, minRateHours)
-	}
-	return nil
+// capitalize upper-cases the first letter of a Go error message, so that it
+// reads as the sentence Secrets Manager messages are.
+func capitalize(msg string) string {
+	r, size := utf8.DecodeRuneInString(msg)
+	return string(unicode.ToUpper(r)) + msg[size:]
 }
 
-// rateInterval parses rate(N hours) or rate(N days).
-func rateInterval(expr string) (time.Duration, bool) {
-	m := ratePattern.FindStringSubmatch(expr)
-	if m == nil {
-		return 0, false
-	}
-	n, err := strconv.Atoi(m[1])
-	if err != nil || n < 1 {
-		return 0, false
-	}
-	unit := time.Hour
-	if strings.HasPrefix(m[2], "day") {
-		unit = 24 * time.Hour
-	}
-	return time.Duration(n) * unit, true
-}
-
-// nextRotation estimates NextRotationDate: the interval after the last
-// rotation, or after rotation was turned on if it never ran.
+// nextRotation returns NextRotationDate, counted from the last rotation or,
+// before the first, from when rotation was turned on. It is when the next
+// rotation window opens, or now if a window is open or overdue, and zero
+// when rotation is off or has no rules. The caller holds s.mu.
 //
-// NOTE: Secrets Manager picks a time inside the rotation window; this is
-// the window's start. cron() schedules get no date.
-func nextRotation(sec *secret) time.Time {
-	if !sec.rotationEnabled || sec.rules == nil {
+// NOTE: the API reference describes NextRotationDate as the latest date the
+// rotation will occur, which may be in the past after failed rotations.
+// The test server returns the window's start, and never a time before now.
+func (s *Server) nextRotation(sec *secret) time.Time {
+	if !sec.rotationEnabled || sec.schedule == nil {
 		return time.Time{}
-	}
-	var every time.Duration
-	switch {
-	case sec.rules.AutomaticallyAfterDays != nil:
-		every = time.Duration(*sec.rules.AutomaticallyAfterDays) * 24 * time.Hour
-	default:
-		d, ok := rateInterval(sec.rules.ScheduleExpression)
-		if !ok {
-			return time.Time{}
-		}
-		every = d
 	}
 	base := sec.lastRotated
 	if base.IsZero() {
 		base = sec.rotationSince
 	}
-	return base.Add(every)
+	return sec.schedule.Next(base, s.now())
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -146,8 +147,11 @@ func TestRotationFlow(t *testing.T) {
 	if d.LastRotatedDate == nil || d.NextRotationDate == nil {
 		t.Fatalf("LastRotatedDate = %v, NextRotationDate = %v; want both", d.LastRotatedDate, d.NextRotationDate)
 	}
-	if gap := d.NextRotationDate.Sub(*d.LastRotatedDate).Hours(); gap != 240 {
-		t.Errorf("NextRotationDate is %v hours after LastRotatedDate, want 240", gap)
+	// rate(N days) windows open at midnight UTC.
+	y, m, day := d.LastRotatedDate.UTC().Date()
+	if want := time.Date(y, m, day+10, 0, 0, 0, 0, time.UTC); !d.NextRotationDate.Equal(want) {
+		t.Errorf("NextRotationDate = %v, want %v: midnight 10 days after LastRotatedDate %v",
+			d.NextRotationDate.UTC(), want, d.LastRotatedDate.UTC())
 	}
 }
 
@@ -326,25 +330,51 @@ func TestRotationFailsAfterRetries(t *testing.T) {
 func TestRotationRulesValidation(t *testing.T) {
 	_, c := newClient(t, smtest.Options{})
 	create(t, c, "app/key", "v1", tokenA)
-	cases := map[string]*types.RotationRulesType{
-		"both":          {AutomaticallyAfterDays: aws.Int64(1), ScheduleExpression: aws.String("rate(1 day)")},
-		"neither":       {Duration: aws.String("2h")},
-		"zero days":     {AutomaticallyAfterDays: aws.Int64(0)},
-		"1001 days":     {AutomaticallyAfterDays: aws.Int64(1001)},
-		"every 2 hours": {ScheduleExpression: aws.String("rate(2 hours)")},
-		"minutes":       {ScheduleExpression: aws.String("rate(300 minutes)")},
-		"not a rule":    {ScheduleExpression: aws.String("daily")},
-		"bad duration":  {ScheduleExpression: aws.String("rate(1 day)"), Duration: aws.String("25h")},
+	cases := map[string]struct {
+		rules *types.RotationRulesType
+		want  string // part of the message
+	}{
+		"both": {&types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(1), ScheduleExpression: aws.String("rate(1 day)")},
+			"You cannot specify both rotation frequency and schedule expression together."},
+		"neither":   {&types.RotationRulesType{Duration: aws.String("2h")}, "no schedule is set"},
+		"zero days": {&types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(0)}, "AutomaticallyAfterDays 0"},
+		"1001 days": {&types.RotationRulesType{AutomaticallyAfterDays: aws.Int64(1001)}, "AutomaticallyAfterDays 1001"},
+		"every 2 hours": {&types.RotationRulesType{ScheduleExpression: aws.String("rate(2 hours)")},
+			`"rate(2 hours)"`},
+		"minutes":    {&types.RotationRulesType{ScheduleExpression: aws.String("rate(300 minutes)")}, `"rate(300 minutes)"`},
+		"not a rule": {&types.RotationRulesType{ScheduleExpression: aws.String("daily")}, `"daily"`},
+		"bad duration": {&types.RotationRulesType{ScheduleExpression: aws.String("rate(1 day)"), Duration: aws.String("25h")},
+			`"25h"`},
+		"cron minutes":  {&types.RotationRulesType{ScheduleExpression: aws.String("cron(30 4 * * ? *)")}, `"cron(30 4 * * ? *)"`},
+		"cron no ?":     {&types.RotationRulesType{ScheduleExpression: aws.String("cron(0 4 * * * *)")}, `"cron(0 4 * * * *)"`},
+		"cron 5 fields": {&types.RotationRulesType{ScheduleExpression: aws.String("cron(0 4 * * ?)")}, `"cron(0 4 * * ?)"`},
+		"cron hourly": {&types.RotationRulesType{ScheduleExpression: aws.String("cron(0 */2 * * ? *)")},
+			`"cron(0 */2 * * ? *)"`},
+		"cron window past midnight": {&types.RotationRulesType{ScheduleExpression: aws.String("cron(0 20 * * ? *)"),
+			Duration: aws.String("6h")}, `"6h"`},
+		"cron never fires": {&types.RotationRulesType{ScheduleExpression: aws.String("cron(0 4 31 2 ? *)")},
+			`"cron(0 4 31 2 ? *)"`},
 	}
-	for name, rules := range cases {
+	for name, tc := range cases {
 		_, err := c.RotateSecret(context.Background(), &secretsmanager.RotateSecretInput{
-			SecretId: aws.String("app/key"), RotationLambdaARN: aws.String(lambda), RotationRules: rules,
+			SecretId: aws.String("app/key"), RotationLambdaARN: aws.String(lambda), RotationRules: tc.rules,
 		})
 		if err == nil {
 			t.Errorf("%s: RotateSecret succeeded, want InvalidParameterException", name)
 			continue
 		}
 		wantCode(t, err, "InvalidParameterException")
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not contain %q", name, err, tc.want)
+		}
+	}
+
+	d, err := c.DescribeSecret(context.Background(), &secretsmanager.DescribeSecretInput{SecretId: aws.String("app/key")})
+	if err != nil {
+		t.Fatalf("DescribeSecret: %v", err)
+	}
+	if aws.ToBool(d.RotationEnabled) || d.RotationRules != nil {
+		t.Errorf("rotation = enabled %v rules %+v after rejected rules, want neither", aws.ToBool(d.RotationEnabled), d.RotationRules)
 	}
 }
 

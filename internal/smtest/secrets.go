@@ -108,7 +108,7 @@ func (s *Server) entry(sec *secret) secretEntry {
 		LastChangedDate:   stamp(sec.changed),
 		LastAccessedDate:  stamp(sec.accessed),
 		LastRotatedDate:   stamp(sec.lastRotated),
-		NextRotationDate:  stamp(nextRotation(sec)),
+		NextRotationDate:  stamp(s.nextRotation(sec)),
 		DeletedDate:       stamp(sec.deleted),
 		RotationEnabled:   sec.rotationEnabled,
 		RotationLambdaARN: sec.lambdaARN,

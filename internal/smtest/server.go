@@ -57,7 +57,9 @@ type Options struct {
 	// DefaultAccountID.
 	Region    string
 	AccountID string
-	// Now returns the current time; nil means time.Now.
+	// Now returns the current time: the creation time of versions, which
+	// pruning keeps for 24 hours, and the time NextRotationDate is counted
+	// against. Nil means time.Now.
 	Now func() time.Time
 }
 

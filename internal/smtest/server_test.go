@@ -499,28 +499,112 @@ func TestBatchGetSecretValueFilters(t *testing.T) {
 	}
 }
 
-func TestVersionPruningKeepsLabelled(t *testing.T) {
-	_, c := newClient(t, smtest.Options{})
-	create(t, c, "app/key", "v0", tokenA)
-	put(t, c, "app/key", "staged", tokenB, "KEYTURN_STAGED")
-	for i := range 105 {
-		put(t, c, "app/key", fmt.Sprintf("v%d", i+1), fmt.Sprintf("%08d-0000-4000-8000-000000000000", i))
-	}
+// versionToken returns the ClientRequestToken of the nth version a test
+// writes.
+func versionToken(n int) string { return fmt.Sprintf("%08d-0000-4000-8000-000000000000", n) }
 
+func versionIDs(t *testing.T, c *secretsmanager.Client, name string) []string {
+	t.Helper()
 	out, err := c.ListSecretVersionIds(context.Background(), &secretsmanager.ListSecretVersionIdsInput{
-		SecretId: aws.String("app/key"), IncludeDeprecated: aws.Bool(true),
+		SecretId: aws.String(name), IncludeDeprecated: aws.Bool(true),
 	})
 	if err != nil {
-		t.Fatalf("ListSecretVersionIds: %v", err)
+		t.Fatalf("ListSecretVersionIds %s: %v", name, err)
 	}
-	if len(out.Versions) > 100 {
-		t.Errorf("versions = %d, want at most 100", len(out.Versions))
+	ids := make([]string, len(out.Versions))
+	for i, v := range out.Versions {
+		ids[i] = aws.ToString(v.VersionId)
+	}
+	return ids
+}
+
+func TestVersionPruningKeepsLabelled(t *testing.T) {
+	clk := newClock(jan15)
+	_, c := newClient(t, smtest.Options{Now: clk.Now})
+	create(t, c, "app/key", "v0", tokenA)
+	put(t, c, "app/key", "staged", tokenB, "KEYTURN_STAGED")
+	for i := range 98 {
+		put(t, c, "app/key", fmt.Sprintf("v%d", i+1), versionToken(i))
+	}
+	clk.Advance(25 * time.Hour)
+	for i := 98; i < 103; i++ {
+		put(t, c, "app/key", fmt.Sprintf("v%d", i+1), versionToken(i))
+	}
+
+	ids := versionIDs(t, c, "app/key")
+	if len(ids) != 100 {
+		t.Errorf("versions = %d, want 100", len(ids))
 	}
 	if v, err := getValue(c, "app/key", "", "KEYTURN_STAGED"); err != nil || v != "staged" {
 		t.Errorf("KEYTURN_STAGED after pruning = %q, %v; want staged", v, err)
 	}
-	if _, err := getValue(c, "app/key", tokenA, ""); err == nil {
-		t.Error("oldest unlabelled version survived pruning")
+	// tokenA and the first four puts were the oldest unlabelled versions.
+	for _, pruned := range []string{tokenA, versionToken(0), versionToken(1), versionToken(2), versionToken(3)} {
+		if slices.Contains(ids, pruned) {
+			t.Errorf("version %s survived pruning", pruned)
+		}
+	}
+	if !slices.Contains(ids, versionToken(4)) {
+		t.Errorf("version %s was pruned, want only the five oldest unlabelled ones gone", versionToken(4))
+	}
+}
+
+func TestVersionLimitKeepsYoungVersions(t *testing.T) {
+	clk := newClock(jan15)
+	_, c := newClient(t, smtest.Options{Now: clk.Now})
+	create(t, c, "app/key", "v0", tokenA)
+	for i := range 99 {
+		put(t, c, "app/key", fmt.Sprintf("v%d", i+1), versionToken(i))
+	}
+	clk.Advance(24*time.Hour - time.Second)
+
+	_, err := c.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String("app/key"), SecretString: aws.String("v100"), ClientRequestToken: aws.String(tokenC),
+	})
+	wantCode(t, err, smtest.TypeLimitExceeded)
+	if !strings.Contains(err.Error(), "app/key") || !strings.Contains(err.Error(), "24 hours") {
+		t.Errorf("error %q does not name the secret and the 24-hour rule", err)
+	}
+	if v, err := getValue(c, "app/key", "", ""); err != nil || v != "v99" {
+		t.Errorf("AWSCURRENT after the rejected put = %q, %v; want v99", v, err)
+	}
+	if ids := versionIDs(t, c, "app/key"); len(ids) != 100 || slices.Contains(ids, tokenC) {
+		t.Errorf("versions after the rejected put = %d (with %s: %v), want the 100 there were",
+			len(ids), tokenC, slices.Contains(ids, tokenC))
+	}
+
+	clk.Advance(time.Second)
+	put(t, c, "app/key", "v100", tokenC)
+	ids := versionIDs(t, c, "app/key")
+	if len(ids) != 100 || slices.Contains(ids, tokenA) || !slices.Contains(ids, tokenC) {
+		t.Errorf("versions = %d, want 100 with %s in place of the oldest, %s", len(ids), tokenC, tokenA)
+	}
+}
+
+func TestVersionLimitAllLabelled(t *testing.T) {
+	clk := newClock(jan15)
+	_, c := newClient(t, smtest.Options{Now: clk.Now})
+	create(t, c, "app/key", "v0", tokenA)
+	for i := range 99 {
+		put(t, c, "app/key", fmt.Sprintf("v%d", i+1), versionToken(i), fmt.Sprintf("LABEL%d", i))
+	}
+	clk.Advance(48 * time.Hour)
+
+	_, err := c.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String("app/key"), SecretString: aws.String("v100"), ClientRequestToken: aws.String(tokenC),
+	})
+	wantCode(t, err, smtest.TypeLimitExceeded)
+
+	// Removing one label lets the next put prune that version.
+	_, err = c.UpdateSecretVersionStage(context.Background(), &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId: aws.String("app/key"), VersionStage: aws.String("LABEL5"), RemoveFromVersionId: aws.String(versionToken(5)),
+	})
+	if err != nil {
+		t.Fatalf("UpdateSecretVersionStage: %v", err)
+	}
+	put(t, c, "app/key", "v100", tokenC)
+	if ids := versionIDs(t, c, "app/key"); slices.Contains(ids, versionToken(5)) {
+		t.Errorf("unlabelled version %s survived pruning", versionToken(5))
 	}
 }
 

@@ -135,6 +135,9 @@ func (s *Server) putSecretValue(in *putIn) (any, *apiError) {
 	v := sec.versions[token]
 	switch {
 	case v == nil:
+		if !sec.makeRoom(now) {
+			return nil, errTooManyVersions(sec)
+		}
 		v = &version{id: token, created: now}
 		s.abandonRotation(sec, stages)
 		sec.addVersion(v)
