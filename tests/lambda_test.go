@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/keyturn/keyturn/internal/smtest"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -61,6 +63,23 @@ func TestLambdaRotation(t *testing.T) {
 	w.assertKey(name, keystore.StageCurrent, second)
 	w.assertKey(name, keystore.StageRejected, rejected)
 	assertFailure(t, w.value(name, keystore.StageRejected).LastFailure, rejectedToken)
+	assertFailedStep(t, w, "testSecret", "RotationRejected")
+}
+
+// assertFailedStep checks that step failed in some invocation with a
+// function error of errorType.
+func assertFailedStep(t *testing.T, w *world, step, errorType string) {
+	t.Helper()
+	for _, inv := range w.invocations.list() {
+		var fe *smtest.FunctionError
+		if inv.step == step && errors.As(inv.err, &fe) {
+			if fe.Type != errorType {
+				t.Errorf("%s failed with errorType %q, want %q", step, fe.Type, errorType)
+			}
+			return
+		}
+	}
+	t.Errorf("no %s invocation returned a function error; invocations:\n%s", step, w.scrubbed(w.invocations.String()))
 }
 
 // assertJSONLogs checks that the rotator logged JSON records that carry the
@@ -160,8 +179,8 @@ func TestLambdaUnknownStep(t *testing.T) {
 	if !strings.Contains(fe.ErrorMessage, "rotateEverything") {
 		t.Errorf("errorMessage %q does not name the step rotateEverything", w.scrubbed(fe.ErrorMessage))
 	}
-	if fe.ErrorType == "" {
-		t.Errorf("errorType is empty in %s", w.scrubbed(body))
+	if fe.ErrorType != "InvalidEvent" {
+		t.Errorf("errorType = %q, want InvalidEvent; body %s", fe.ErrorType, w.scrubbed(body))
 	}
 }
 

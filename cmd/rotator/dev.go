@@ -24,12 +24,13 @@ import (
 )
 
 const devUsage = `
-Usage: rotator dev [--dir DIR] [--interval 30s] [--listen 127.0.0.1:0]
+Usage: rotator dev [--dir DIR] [--interval 30s] [--listen 127.0.0.1:0] [-v]
 
 Runs a complete local setup: a file store in DIR, a stand-in AI provider on
 a loopback port, and one managed secret, dev/openai, whose keys are minted
 at the stand-in, proven against its OpenAI-shaped API and rotated every
---interval. Each step and outcome is logged to stderr. Ctrl-C stops it.
+--interval. Each rotation step and outcome is logged to stderr; --verbose
+also logs every request the stand-in serves. Ctrl-C stops it.
 
 The stand-in keeps its keys in memory, so every start mints a fresh key at
 once. An existing DIR is reused: its secrets stay and dev/openai is pointed
@@ -43,12 +44,18 @@ Example:
 const (
 	devSecretID = "dev/openai"
 	devIssuerID = "dev/issuer"
+	// devIntervalTag records dev's interval on its secret, such as "30s",
+	// for `rotator status`. A rotation schedule cannot hold it, because
+	// schedules rotate at most every 4 hours. SettingsFromTags rejects
+	// unknown keyturn: tags but ignores this one, which is outside keyturn:.
+	devIntervalTag = "keyturn-dev:interval"
 )
 
 type devFlags struct {
 	dir      string
 	interval time.Duration
 	listen   string
+	verbose  bool
 }
 
 func (a *app) dev(ctx context.Context, args []string) error {
@@ -57,6 +64,8 @@ func (a *app) dev(ctx context.Context, args []string) error {
 	fs.StringVar(&f.dir, "dir", "", "store `DIR` (default $XDG_STATE_HOME/keyturn/dev, or ~/.local/state/keyturn/dev)")
 	fs.DurationVar(&f.interval, "interval", 30*time.Second, "time between rotations, as a Go `DURATION` such as 30s or 5m; at least 1s")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "loopback `ADDRESS` for the stand-in provider; port 0 picks a free port")
+	fs.BoolVar(&f.verbose, "verbose", false, "also log each request to the stand-in provider and the store's debug lines")
+	fs.BoolVar(&f.verbose, "v", false, "short for --verbose")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -93,8 +102,8 @@ func checkLoopbackAddress(addr string) error {
 }
 
 func (a *app) runDev(ctx context.Context, f *devFlags) error {
-	logger := a.stderrLogger(slog.LevelInfo)
-	standIn := fakeprovider.New(fakeprovider.Options{Logger: logger.With("component", "stand-in")})
+	logger, standInLogger := a.devLoggers(f.verbose)
+	standIn := fakeprovider.New(fakeprovider.Options{Logger: standInLogger})
 	baseURL, stopServer, err := serveStandIn(f.listen, standIn)
 	if err != nil {
 		return err
@@ -109,7 +118,7 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 		return withCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).withHint("pass --dir for a writable directory")
 	}
 	defer store.Close()
-	if err := setUpDevSecrets(ctx, store, standIn, baseURL); err != nil {
+	if err := setUpDevSecrets(ctx, store, standIn, baseURL, f.interval); err != nil {
 		return err
 	}
 	engine := &rotation.Engine{
@@ -120,6 +129,18 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 	}
 	a.printDevBanner(f, baseURL)
 	return a.rotateDev(ctx, f, store, engine, logger)
+}
+
+// devLoggers returns dev's logger and the stand-in's. Without verbose, dev
+// logs at INFO and the stand-in only its warnings, because the rotation
+// steps already report what the stand-in did. With verbose both log at
+// DEBUG, and the stand-in logs one line per request.
+func (a *app) devLoggers(verbose bool) (dev, standIn *slog.Logger) {
+	if verbose {
+		dev = a.stderrLogger(slog.LevelDebug)
+		return dev, dev.With("component", "stand-in")
+	}
+	return a.stderrLogger(slog.LevelInfo), a.stderrLogger(slog.LevelWarn).With("component", "stand-in")
 }
 
 // rotateDev rotates once at start, since the stand-in has forgotten the
@@ -164,8 +185,9 @@ func serveStandIn(addr string, p *fakeprovider.Provider) (string, func(), error)
 }
 
 // setUpDevSecrets registers a fresh management key at the stand-in, stores
-// it in dev/issuer, and creates dev/openai or points it at baseURL.
-func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakeprovider.Provider, baseURL string) error {
+// it in dev/issuer, and creates dev/openai or points it at baseURL. It
+// records interval in devIntervalTag.
+func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakeprovider.Provider, baseURL string, interval time.Duration) error {
 	mgmt, err := randomKey("dev-management-")
 	if err != nil {
 		return err
@@ -180,6 +202,7 @@ func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakepro
 		Probe: keystore.ProbeModels, Grace: keystore.Duration(time.Minute),
 	}
 	tags := settings.Tags()
+	tags[devIntervalTag] = interval.String()
 	_, err = store.Create(ctx, keystore.CreateInput{SecretID: devSecretID, Description: "rotator dev: keys minted at the stand-in provider", Tags: tags})
 	if errors.Is(err, keystore.ErrExists) {
 		err = store.Tag(ctx, devSecretID, tags)
@@ -187,8 +210,8 @@ func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakepro
 	if err != nil {
 		return fmt.Errorf("dev: set up %s: %w", devSecretID, err)
 	}
-	// The dev interval is not a Secrets Manager schedule, so no rules are
-	// stored: the dev loop supplies the schedule.
+	// The dev interval is shorter than any schedule allows, so no rules are
+	// stored: the dev loop supplies the schedule and devIntervalTag shows it.
 	if err := store.SetRotation(ctx, devSecretID, keystore.Rotation{Enabled: true}); err != nil {
 		return fmt.Errorf("dev: enable rotation of %s: %w", devSecretID, err)
 	}

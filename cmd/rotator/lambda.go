@@ -13,7 +13,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
@@ -40,7 +39,7 @@ type lambdaHandler struct {
 // startLambda configures the handler from the environment and hands it to
 // the Lambda runtime; it returns only if configuration fails.
 func startLambda() {
-	logger := slog.New(lambdacontext.NewLogHandler())
+	logger := slog.New(newLambdaLogHandler(os.Getenv, os.Stdout))
 	h, err := newLambdaHandler(context.Background(), os.Getenv, logger)
 	if err != nil {
 		logger.Error("rotator lambda: configuration failed", "error", err)
@@ -70,37 +69,47 @@ func newLambdaHandler(ctx context.Context, getenv func(string) string, logger *s
 }
 
 // Handle dispatches one event: a rotation event has Step, a scheduled
-// event has keyturn. It returns a summary for scheduled events.
+// event has keyturn. It returns a summary for scheduled events, and its
+// errors as messages.InvokeResponse_Error with an errorType that names the
+// kind of failure, such as RotationRejected or InvalidEvent.
 func (h *lambdaHandler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	out, err := h.handle(ctx, raw)
+	if err != nil {
+		return nil, invokeError(err)
+	}
+	return out, nil
+}
+
+func (h *lambdaHandler) handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, errors.New("invalid event: not a JSON object: expected a Secrets Manager rotation event or {\"keyturn\": \"retire\"}")
+		return nil, invalidEventf("invalid event: not a JSON object: expected a Secrets Manager rotation event or {\"keyturn\": \"retire\"}")
 	}
 	_, hasStep := fields["Step"]
 	_, hasAction := fields["keyturn"]
 	switch {
 	case hasStep && hasAction:
-		return nil, errors.New("invalid event: it has both Step and keyturn: send a rotation event or a scheduled event, not both")
+		return nil, invalidEventf("invalid event: it has both Step and keyturn: send a rotation event or a scheduled event, not both")
 	case hasStep:
 		return nil, h.rotate(ctx, raw)
 	case hasAction:
 		return h.scheduled(ctx, fields["keyturn"])
 	}
-	return nil, fmt.Errorf("invalid event: it has neither Step (a Secrets Manager rotation event) nor keyturn (a scheduled event: %s)",
+	return nil, invalidEventf("invalid event: it has neither Step (a Secrets Manager rotation event) nor keyturn (a scheduled event: %s)",
 		strings.Join(actions, ", "))
 }
 
 func (h *lambdaHandler) rotate(ctx context.Context, raw json.RawMessage) error {
 	var ev events.SecretsManagerSecretRotationEvent
 	if err := json.Unmarshal(raw, &ev); err != nil {
-		return errors.New("invalid rotation event: Step, SecretId and ClientRequestToken must be strings")
+		return invalidEventf("invalid rotation event: Step, SecretId and ClientRequestToken must be strings")
 	}
 	step, err := rotation.ParseStep(ev.Step)
 	if err != nil {
-		return fmt.Errorf("invalid rotation event: %w", err)
+		return invalidEventf("invalid rotation event: %w", err)
 	}
 	if ev.SecretID == "" || ev.ClientRequestToken == "" {
-		return fmt.Errorf("invalid rotation event for step %s: SecretId and ClientRequestToken are required", step)
+		return invalidEventf("invalid rotation event for step %s: SecretId and ClientRequestToken are required", step)
 	}
 	return h.engine.Run(ctx, step, ev.SecretID, ev.ClientRequestToken)
 }
@@ -108,15 +117,16 @@ func (h *lambdaHandler) rotate(ctx context.Context, raw json.RawMessage) error {
 func (h *lambdaHandler) scheduled(ctx context.Context, rawAction json.RawMessage) (any, error) {
 	var action string
 	if err := json.Unmarshal(rawAction, &action); err != nil {
-		return nil, fmt.Errorf("invalid scheduled event: keyturn must be a string, one of %s", strings.Join(actions, ", "))
+		return nil, invalidEventf("invalid scheduled event: keyturn must be a string, one of %s", strings.Join(actions, ", "))
 	}
 	switch action {
 	case actionRetire:
 		return h.retire(ctx)
 	case actionBackup:
-		return nil, errors.New("backup: backups are not configured in this build of the rotator")
+		return nil, &handlerError{errorType: errorTypeNotImplemented,
+			err: errors.New("backup: backups are not configured in this build of the rotator")}
 	}
-	return nil, fmt.Errorf("invalid scheduled event: unknown action %q: use one of %s", action, strings.Join(actions, ", "))
+	return nil, invalidEventf("invalid scheduled event: unknown action %q: use one of %s", action, strings.Join(actions, ", "))
 }
 
 // retireEntry is an old key whose grace period has passed.

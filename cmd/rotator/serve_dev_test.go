@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -70,8 +71,9 @@ func TestServeRejectsAWSStore(t *testing.T) {
 	assertContains(t, "stderr", r.stderr, "Secrets Manager runs the rotation schedules")
 }
 
-// runDev starts rotator dev on dir and stops it after its first rotation.
-func runDev(t *testing.T, e *testEnv, dir string) result {
+// runDev starts rotator dev on dir with an interval of 1h and the extra
+// flags, and stops it after its first rotation.
+func runDev(t *testing.T, e *testEnv, dir string, extra ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -82,7 +84,9 @@ func runDev(t *testing.T, e *testEnv, dir string) result {
 	}
 	defer func() { e.configure = prev }()
 	done := make(chan result, 1)
-	go func() { done <- e.runContext(ctx, "", "dev", "--dir", dir, "--interval", "1h") }()
+	args := append([]string{"dev", "--dir", dir, "--interval", "1h"}, extra...)
+	go func() { done <- e.runContext(ctx, "", args...) }()
+
 	select {
 	case <-ready:
 	case r := <-done:
@@ -111,13 +115,30 @@ func TestDevStartsRotatesAndStops(t *testing.T) {
 	for _, want := range []string{dir, "dev/openai", "every 1h0m0s", "Press Ctrl-C to stop"} {
 		assertContains(t, "stdout", r.stdout, want)
 	}
+	for _, step := range rotation.Steps {
+		assertContains(t, "stderr", r.stderr, "step="+string(step))
+	}
 	assertContains(t, "stderr", r.stderr, "rotation promoted")
+	assertContains(t, "stderr", r.stderr, "scheduler stopped")
+	for _, noise := range []string{"fakeprovider request", "fakeprovider minted a key"} {
+		if strings.Contains(r.stderr, noise) {
+			t.Errorf("stderr without --verbose contains %q:\n%s", noise, r.stderr)
+		}
+	}
 
 	e.vars["KEYTURN_STORE"] = "file://" + dir
 	first := e.status("dev/openai")
 	if first.LastRotated == nil || len(first.Versions) == 0 {
 		t.Fatalf("dev/openai after dev: %+v", first)
 	}
+	if first.Rotation.DevInterval != "1h0m0s" {
+		t.Errorf("status dev_interval = %q, want 1h0m0s", first.Rotation.DevInterval)
+	}
+	if first.NextRotation == nil || !first.NextRotation.Equal(first.LastRotated.Add(time.Hour)) {
+		t.Errorf("next rotation = %v, want an hour after the last rotation %v", first.NextRotation, first.LastRotated)
+	}
+	text := e.mustRun(exitOK, "status", "dev/openai").stdout
+	assertContains(t, "status", text, "every 1h0m0s while 'rotator dev' runs")
 
 	// A second run reuses the directory and points the secret at the new
 	// stand-in.
@@ -148,6 +169,37 @@ func TestDevStartsRotatesAndStops(t *testing.T) {
 	if value.Settings.BaseURL != second.Settings.BaseURL {
 		t.Errorf("current version was validated against %s, want %s", value.Settings.BaseURL, second.Settings.BaseURL)
 	}
+}
+
+func TestDevVerboseLogsRequests(t *testing.T) {
+	e := newEnv(t)
+	for _, flag := range []string{"--verbose", "-v"} {
+		r := runDev(t, e, t.TempDir(), flag)
+		assertContains(t, "stderr", r.stderr, "fakeprovider request")
+		assertContains(t, "stderr", r.stderr, "component=stand-in")
+		assertContains(t, "stderr", r.stderr, "rotation promoted")
+	}
+}
+
+func TestStatusInvalidDevInterval(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	store := e.openStore()
+	ctx := context.Background()
+	// Like dev's secret: rotation enabled without a stored schedule.
+	if err := store.SetRotation(ctx, "app/openai", keystore.Rotation{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Tag(ctx, "app/openai", map[string]string{devIntervalTag: "soon"}); err != nil {
+		t.Fatal(err)
+	}
+	st := e.status("app/openai")
+	assertContains(t, "schedule_error", st.Rotation.ScheduleError, `invalid keyturn-dev:interval tag "soon"`)
+	if st.NextRotation != nil {
+		t.Errorf("next rotation = %v with an invalid interval, want none", st.NextRotation)
+	}
+	text := e.mustRun(exitOK, "status", "app/openai").stdout
+	assertContains(t, "status", text, "schedule       INVALID: invalid keyturn-dev:interval tag")
 }
 
 func TestDevRejectsNonLoopbackListen(t *testing.T) {

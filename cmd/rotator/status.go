@@ -27,6 +27,7 @@ With --output json it prints one object:
     "settings": {"provider": "openai", "base_url": "...", "issuer": "staged", ...},
     "settings_error": "...",              (only when the tags are invalid)
     "rotation": {"enabled": true, "schedule": "rate(30 days)", "window": "3h",
+                 "dev_interval": "30s",   (only on the secret of 'rotator dev')
                  "schedule_error": "..."},
     "last_rotated": "2026-01-02T03:04:05Z",   (null if never)
     "next_rotation": "2026-02-01T00:00:00Z",  (null if not scheduled)
@@ -134,6 +135,7 @@ type rotationStatus struct {
 	Enabled       bool   `json:"enabled"`
 	Schedule      string `json:"schedule,omitempty"`
 	Window        string `json:"window,omitempty"`
+	DevInterval   string `json:"dev_interval,omitempty"` // rotator dev's; it stores no schedule
 	ScheduleError string `json:"schedule_error,omitempty"`
 }
 
@@ -178,6 +180,9 @@ func statusOf(ctx context.Context, store keystore.Store, d keystore.Description,
 func rotationOf(d keystore.Description, now time.Time) (rotationStatus, *time.Time) {
 	r := rotationStatus{Enabled: d.Rotation.Enabled, Window: d.Rotation.Rules.Duration}
 	rules := d.Rotation.Rules
+	if interval, ok := d.Tags[devIntervalTag]; ok && rules.IsZero() {
+		return devRotationOf(r, d, interval, now)
+	}
 	switch {
 	case rules.ScheduleExpression != "":
 		r.Schedule = rules.ScheduleExpression
@@ -195,6 +200,24 @@ func rotationOf(d keystore.Description, now time.Time) (rotationStatus, *time.Ti
 		return r, timePtr(d.NextRotation)
 	}
 	if err != nil {
+		return r, nil
+	}
+	return r, timePtr(sched.Next(d.LastRotated, now))
+}
+
+// devRotationOf describes the rotation of the secret of `rotator dev`,
+// whose interval is in devIntervalTag.
+func devRotationOf(r rotationStatus, d keystore.Description, tag string, now time.Time) (rotationStatus, *time.Time) {
+	interval, err := time.ParseDuration(tag)
+	if err != nil || interval < time.Second {
+		r.ScheduleError = fmt.Sprintf("invalid %s tag %q: use a Go duration of 1s or more, or run 'rotator dev' again to reset it",
+			devIntervalTag, tag)
+		return r, nil
+	}
+	sched := schedule.Every(interval)
+	r.Schedule = sched.String()
+	r.DevInterval = interval.String()
+	if !r.Enabled {
 		return r, nil
 	}
 	return r, timePtr(sched.Next(d.LastRotated, now))
@@ -337,14 +360,23 @@ func scheduleText(r rotationStatus) string {
 	if !r.Enabled {
 		return "rotation disabled"
 	}
-	text := r.Schedule
-	if text == "" {
+	var text string
+	switch {
+	case r.DevInterval != "":
+		text = fmt.Sprintf("every %s while 'rotator dev' runs", r.DevInterval)
+	case r.Schedule != "":
+		text = r.Schedule
+	case r.ScheduleError == "":
 		text = "none (rotate with rotate-now)"
 	}
 	if r.Window != "" {
 		text += ", window " + r.Window
 	}
-	if r.ScheduleError != "" {
+	switch {
+	case r.ScheduleError == "":
+	case text == "":
+		text = "INVALID: " + r.ScheduleError
+	default:
 		text += " (INVALID: " + r.ScheduleError + ")"
 	}
 	return text

@@ -34,8 +34,9 @@ import (
 
 // Options configure a Provider. The zero value is ready to use.
 type Options struct {
-	// Logger receives one line per request (method, path, status and the
-	// names of the credential headers present) and one per minted key.
+	// Logger receives one line per minted or revoked key and the server's
+	// start and stop at INFO, and one line per request (method, path,
+	// status and the names of the credential headers present) at DEBUG.
 	// Nil discards logs.
 	Logger *slog.Logger
 	// Models are the model ids every shape lists and accepts. Nil is
@@ -269,7 +270,7 @@ func (p *Provider) finish(rec RequestRecord) {
 	p.requests = append(p.requests, rec)
 	p.inFlight--
 	p.mu.Unlock()
-	p.log.Info("fakeprovider request",
+	p.log.Debug("fakeprovider request",
 		"method", rec.Method, "path", rec.Path, "status", rec.Status,
 		"auth", strings.Join(rec.Auth, ","), "fault", rec.Fault)
 }

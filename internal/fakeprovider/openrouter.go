@@ -405,9 +405,14 @@ func (p *Provider) openrouterUpdateKey(w http.ResponseWriter, r *http.Request) {
 
 // openrouterDeleteKey revokes a key: it stops working on every shape.
 func (p *Provider) openrouterDeleteKey(w http.ResponseWriter, r *http.Request) {
+	var revoked *mintedKey
 	p.withMinted(w, r, func(m *mintedKey) any {
 		m.deleted = true
 		delete(p.keys, m.digest)
+		revoked = m
 		return map[string]any{"deleted": true}
 	})
+	if revoked != nil {
+		p.log.Info("fakeprovider revoked a key", "hash", revoked.hash, "name", revoked.name)
+	}
 }

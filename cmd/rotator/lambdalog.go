@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+)
+
+// newLambdaLogHandler returns the rotation Lambda's log handler, which
+// writes JSON records that carry the invocation's requestId.
+// lambdacontext.NewLogHandler does so only when AWS_LAMBDA_LOG_FORMAT=JSON
+// and writes text otherwise, so for any other format the records go through
+// a JSON handler on stdout with the same keys (timestamp, message) instead.
+// Lambda filters by AWS_LAMBDA_LOG_LEVEL only in its JSON format, so that
+// handler logs at INFO and above.
+func newLambdaLogHandler(getenv func(string) string, stdout io.Writer) slog.Handler {
+	if getenv("AWS_LAMBDA_LOG_FORMAT") == "JSON" {
+		return lambdacontext.NewLogHandler()
+	}
+	json := slog.NewJSONHandler(stdout, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr})
+	return requestIDHandler{json}
+}
+
+// requestIDHandler adds the requestId of the Lambda context, if any, to
+// each record.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		r.AddAttrs(slog.String("requestId", lc.AwsRequestID))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
