@@ -39,10 +39,24 @@ type Engine struct {
 	Issuers map[string]issuer.Issuer
 	// Logger receives one line per step and outcome. Nil discards them.
 	Logger *slog.Logger
-	// Now returns the current time for timestamps in values. Nil is
-	// time.Now.
+	// Now returns the current time for timestamps in values and for the
+	// age of a rotation in progress. Nil is time.Now.
 	Now func() time.Time
+	// RotationTimeout bounds one RotateNow: its steps run under a context
+	// with this deadline, and the clean-up after a failed step takes at
+	// most 10 seconds more. Zero is DefaultRotationTimeout.
+	RotationTimeout time.Duration
+	// StaleAfter is the age at which RotateNow considers a file-store
+	// rotation in progress abandoned by a rotator that stopped
+	// mid-rotation, and resumes it. It must exceed the RotationTimeout of
+	// every rotator sharing the store plus the 10-second clean-up, and
+	// RotateNow rejects a value at or below its own bound. Zero is twice
+	// that bound: 2 × (RotationTimeout + 10s), 10m20s by default.
+	StaleAfter time.Duration
 }
+
+// DefaultRotationTimeout is the RotationTimeout of an Engine that sets none.
+const DefaultRotationTimeout = 5 * time.Minute
 
 // call is one engine operation on one secret: a step, a RotateNow or a
 // Stage. It carries what every helper needs to word errors and logs.
@@ -52,6 +66,9 @@ type call struct {
 	secretID string
 	token    string
 	desc     keystore.Description
+	// resumedFrom is the stale rotation's version that a RotateNow took
+	// over, if any.
+	resumedFrom string
 }
 
 // Run performs one rotation step for the version token of secretID, as

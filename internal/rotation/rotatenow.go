@@ -38,26 +38,37 @@ type Result struct {
 	// Failure records why the rotation did not promote. It is nil when
 	// Promoted.
 	Failure *keystore.Failure
+	// ResumedFrom is the version of the stale rotation that this rotation
+	// took over and resumed, or "" for a rotation started afresh.
+	ResumedFrom string
 }
 
 // RotateNow rotates secretID at once. On the file store it starts the
 // rotation (BeginRotation creates the empty AWSPENDING version) and runs the
-// four steps in process. On AWS, where Secrets Manager invokes the rotation
-// function itself, it only starts the rotation and reports InProgress.
+// four steps in process, within RotationTimeout. On AWS, where Secrets
+// Manager invokes the rotation function itself, it only starts the rotation
+// and reports InProgress.
 //
-// Every outcome but Promoted comes with an *Error. Nothing retries a
-// file-store rotation later, unlike Secrets Manager, so RotateNow never
+// Every outcome but Promoted comes with an *Error. Nothing but RotateNow
+// continues a file-store rotation, unlike Secrets Manager, so RotateNow never
 // leaves its own rotation half done: after a failed step it clears
-// AWSPENDING (revoking a minted key that was never promoted).
+// AWSPENDING (revoking a minted key that was never promoted). A file-store
+// rotation that a stopped rotator left in progress for longer than
+// StaleAfter is resumed, under a new token that carries its key. A younger
+// one is InProgress.
 func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error) {
 	c := &call{e: e, op: "rotate", secretID: secretID}
+	if err := c.checkTimeouts(); err != nil {
+		return c.result(err), err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.rotationTimeout())
+	defer cancel()
 	if err := c.checkRotatable(ctx); err != nil {
 		return c.result(err), err
 	}
 
-	token, err := e.Store.BeginRotation(ctx, secretID, "")
+	token, err := c.begin(ctx)
 	if err != nil {
-		err = c.beginError(ctx, err)
 		return c.result(err), err
 	}
 	c.token = token
@@ -71,7 +82,35 @@ func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error)
 			return c.result(err), err
 		}
 	}
-	return Result{SecretID: secretID, VersionID: token, Outcome: Promoted}, nil
+	return Result{SecretID: secretID, VersionID: token, Outcome: Promoted, ResumedFrom: c.resumedFrom}, nil
+}
+
+// begin starts the rotation and returns its token. When a file-store
+// rotation is already in progress it resumes that rotation under a new
+// token if it is stale, and returns ErrInProgress if it is not.
+func (c *call) begin(ctx context.Context) (string, error) {
+	token, err := c.e.Store.BeginRotation(ctx, c.secretID, "")
+	if err == nil {
+		return token, nil
+	}
+	if !errors.Is(err, keystore.ErrInvalidRequest) || c.desc.Rotation.LambdaARN != "" {
+		return "", c.beginError(ctx, err)
+	}
+	if err := c.describe(ctx); err != nil {
+		return "", err
+	}
+	p, ok, pErr := c.e.pending(ctx, c.desc)
+	if pErr != nil {
+		return "", pErr
+	}
+	if !ok {
+		return "", c.beginError(ctx, err)
+	}
+	c.token = p.VersionID
+	if p.StaleIn > 0 {
+		return "", c.inProgressError(p.PendingRotation)
+	}
+	return c.resume(ctx, p)
 }
 
 // checkRotatable rejects, before a rotation starts, a secret whose rotation
@@ -88,7 +127,8 @@ func (c *call) checkRotatable(ctx context.Context) error {
 }
 
 // beginError words a failed BeginRotation. A store that refuses because
-// AWSPENDING sits on another version means a rotation is in progress.
+// AWSPENDING sits on another version means a rotation is in progress. On
+// the file store the error gives the time that rotation goes stale.
 func (c *call) beginError(ctx context.Context, err error) error {
 	if !errors.Is(err, keystore.ErrInvalidRequest) {
 		return c.storeError(err, "start the rotation")
@@ -98,6 +138,9 @@ func (c *call) beginError(ctx context.Context, err error) error {
 		return c.storeError(err, "start the rotation")
 	}
 	c.token = pending
+	if p, ok, pErr := c.e.pending(ctx, c.desc); pErr == nil && ok && p.VersionID == pending {
+		return c.inProgressError(p.PendingRotation)
+	}
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress: wait for the rotator working on it to finish; "+
 			"if none is, remove %s from the version to abandon the rotation", keystore.StagePending)
@@ -133,15 +176,22 @@ func (c *call) abandon(parent context.Context) {
 // revokeUnpromoted revokes the pending key of an abandoned rotation if it
 // was minted for it.
 func (c *call) revokeUnpromoted(ctx context.Context) {
-	settings, err := c.settings()
-	if err != nil || settings.Issuer == keystore.IssuerStaged {
-		return
-	}
 	pending, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(c.token))
 	if err != nil {
 		return
 	}
-	v, err := keystore.ParseValue(pending.Value)
+	c.revokeIfMinted(ctx, pending.Value)
+}
+
+// revokeIfMinted revokes the key in value if an issuer minted it for a
+// rotation, that is when the secret's issuer mints and no staged version
+// holds the key.
+func (c *call) revokeIfMinted(ctx context.Context, value keystore.Secret) {
+	settings, err := c.settings()
+	if err != nil || settings.Issuer == keystore.IssuerStaged {
+		return
+	}
+	v, err := keystore.ParseValue(value)
 	if err != nil || v.KeyID == "" {
 		return
 	}
@@ -153,7 +203,7 @@ func (c *call) revokeUnpromoted(ctx context.Context) {
 
 // result builds the Result of a failed RotateNow.
 func (c *call) result(err error) Result {
-	r := Result{SecretID: c.secretID, VersionID: c.token, Outcome: outcomeOf(err)}
+	r := Result{SecretID: c.secretID, VersionID: c.token, Outcome: outcomeOf(err), ResumedFrom: c.resumedFrom}
 	var re *Error
 	if errors.As(err, &re) && re.failure != nil {
 		r.Failure = re.failure

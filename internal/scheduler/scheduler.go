@@ -2,7 +2,9 @@
 // store, as Secrets Manager does on AWS. It lists the secrets on every pass,
 // so new ones are picked up, and computes each one's next rotation from the
 // persisted last rotation. A secret whose rotation fails is retried with
-// backoff without holding up the others.
+// backoff without holding up the others. A secret whose rotation a stopped
+// rotator left in progress is due once that rotation is stale, when the
+// Rotator resumes it.
 package scheduler
 
 import (
@@ -30,6 +32,15 @@ const (
 // Rotator rotates one secret now; *rotation.Engine implements it.
 type Rotator interface {
 	RotateNow(ctx context.Context, secretID string) (rotation.Result, error)
+}
+
+// PendingChecker is implemented by a Rotator whose RotateNow resumes a
+// rotation that a stopped rotator left in progress, once it is stale, as
+// *rotation.Engine does. The scheduler then waits for a secret's
+// rotation in progress to finish or go stale, rather than start one that
+// can only report it in progress, and a stale one is due at once.
+type PendingChecker interface {
+	PendingRotation(ctx context.Context, d keystore.Description) (rotation.PendingRotation, bool, error)
 }
 
 // Clock is the scheduler's view of time, injectable for tests.
@@ -197,7 +208,7 @@ func (s *Scheduler) pass(ctx, rotateCtx context.Context) time.Duration {
 		if !keystore.IsManaged(d.Tags) {
 			continue
 		}
-		next, ok := s.nextRun(d, now)
+		next, ok := s.nextRun(ctx, d, now)
 		if !ok {
 			continue
 		}
@@ -212,7 +223,7 @@ func (s *Scheduler) pass(ctx, rotateCtx context.Context) time.Duration {
 
 // nextRun returns when the secret should rotate next, or false if it does
 // not rotate (disabled, misconfigured, in flight, nothing to promote).
-func (s *Scheduler) nextRun(d keystore.Description, now time.Time) (time.Time, bool) {
+func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now time.Time) (time.Time, bool) {
 	st := s.stateOf(d.SecretID)
 	if s.isInFlight(d.SecretID) {
 		return time.Time{}, false
@@ -230,8 +241,11 @@ func (s *Scheduler) nextRun(d keystore.Description, now time.Time) (time.Time, b
 		s.notice(d.SecretID, st, reason)
 		return time.Time{}, false
 	}
-	st.lastNotice = ""
-	next := dueTime(d, sched, st, now)
+	next, pending := s.pendingRun(ctx, d, st, now)
+	if !pending {
+		st.lastNotice = ""
+		next = dueTime(d, sched, st, now)
+	}
 	if st.retryAt.After(next) {
 		next = st.retryAt
 	}
@@ -246,6 +260,30 @@ func dueTime(d keystore.Description, sched *schedule.Schedule, st *secretState, 
 		last = st.lastSuccess
 	}
 	return sched.Next(last, now)
+}
+
+// pendingRun returns when a secret with a rotation in progress is due: when
+// that rotation goes stale, so that RotateNow resumes it. pending is false
+// when the secret has no rotation in progress that the Rotator resumes.
+func (s *Scheduler) pendingRun(ctx context.Context, d keystore.Description, st *secretState,
+	now time.Time) (next time.Time, pending bool) {
+	checker, ok := s.Rotator.(PendingChecker)
+	if !ok {
+		return time.Time{}, false
+	}
+	p, ok, err := checker.PendingRotation(ctx, d)
+	if err != nil {
+		s.notice(d.SecretID, st, "cannot read the rotation in progress; following the schedule", "error", err)
+		return time.Time{}, false
+	}
+	if !ok {
+		return time.Time{}, false
+	}
+	if p.StaleIn > 0 {
+		s.notice(d.SecretID, st, "rotation in progress; resuming it when it goes stale unless it finishes",
+			"version_id", p.VersionID, "since", p.Since, "stale_at", p.StaleAt)
+	}
+	return now.Add(max(p.StaleIn, 0)), true
 }
 
 // cannotRotate returns why a rotation would be doomed, or "": a secret whose
