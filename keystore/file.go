@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,12 +18,16 @@ import (
 
 // FileOptions configures a file store.
 type FileOptions struct {
-	// Dir is the store directory. It is created with mode 0700 if missing.
+	// Dir is the store directory.
 	Dir string
 	// IdentityPath is the age identity file that secrets are encrypted to.
-	// Empty means Dir/identity.age, which is generated with mode 0600 on
-	// first use. A path given here must exist.
+	// Empty means Dir/identity.age, which Create generates with mode 0600
+	// when the store contains no secrets yet. A path given here must exist.
 	IdentityPath string
+	// Create lets OpenFile create a missing store: the directory (mode
+	// 0700), its secrets directory, the lock file and the identity. False
+	// opens only an existing store, and OpenFile then writes nothing.
+	Create bool
 	// Logger receives the store's events; nil discards them.
 	Logger *slog.Logger
 }
@@ -36,7 +39,9 @@ type FileOptions struct {
 // settings, times) is in its encrypted file, named after the secret id.
 // Several processes may share a directory: every read-modify-write holds a
 // lock file in it and re-reads the secret under the lock, and every write
-// replaces the file atomically, so readers take no lock.
+// replaces the file atomically, so readers take no lock and need no write
+// permission. Only a write needs to write to the directory, so a user who
+// may only read it can open and read the store.
 type FileStore struct {
 	dir      string
 	secrets  string
@@ -44,9 +49,13 @@ type FileStore struct {
 	log      *slog.Logger
 
 	// mu serializes this process's writers before they take the file lock,
-	// which does not exclude holders within one process.
-	mu     sync.Mutex
-	lock   *flock.Flock
+	// which does not exclude holders within one process. It also guards
+	// swept.
+	mu   sync.Mutex
+	lock *flock.Flock
+	// swept records that this process removed stale temporary files, which
+	// it does the first time it takes the lock.
+	swept  bool
 	closed atomic.Bool
 }
 
@@ -59,12 +68,7 @@ const (
 	lockRetryDelay      = 5 * time.Millisecond
 )
 
-// OpenFile opens the file store in opts.Dir, creating the directory and the
-// identity if needed.
-func OpenFile(opts FileOptions) (*FileStore, error) {
-	if opts.Dir == "" {
-		return nil, Errorf(ErrInvalidParameter, "OpenFile", "", "store directory is empty: set Dir")
-	}
+func newFileStore(opts FileOptions) *FileStore {
 	s := &FileStore{
 		dir:     opts.Dir,
 		secrets: filepath.Join(opts.Dir, secretsDirName),
@@ -74,47 +78,7 @@ func OpenFile(opts FileOptions) (*FileStore, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if err := s.makeDirs(); err != nil {
-		return nil, err
-	}
-	if err := s.openIdentity(opts.IdentityPath); err != nil {
-		return nil, err
-	}
-	s.log.Debug("opened file store", "dir", s.dir, "identity", s.identity.path, "recipient", s.identity.publicKey)
-	return s, nil
-}
-
-func (s *FileStore) makeDirs() error {
-	for _, d := range []string{s.dir, s.secrets} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return Errorf(ErrUnavailable, "OpenFile", "",
-				"cannot create store directory %s: %v: set Dir to a directory this user can write", d, err)
-		}
-	}
-	probe, err := os.CreateTemp(s.secrets, ".probe-*.tmp")
-	if err != nil {
-		return Errorf(ErrUnavailable, "OpenFile", "",
-			"cannot write to store directory %s: %v: make it writable by this user, or set Dir to another directory", s.secrets, err)
-	}
-	probe.Close()
-	os.Remove(probe.Name())
-	return nil
-}
-
-// openIdentity loads the identity under the store lock, so that two
-// processes opening a new store agree on one generated identity.
-func (s *FileStore) openIdentity(path string) error {
-	generate := path == ""
-	if generate {
-		path = filepath.Join(s.dir, defaultIdentityName)
-	}
-	unlock, err := s.acquire(context.Background(), "OpenFile", "")
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	s.identity, err = loadIdentity(path, generate, func(msg string, args ...any) { s.log.Info(msg, args...) })
-	return err
+	return s
 }
 
 // Close releases the store. Operations after Close fail with ErrUnavailable.
@@ -125,8 +89,10 @@ func (s *FileStore) Close() error {
 	return s.lock.Close()
 }
 
-// acquire takes the in-process mutex and the directory's lock file. The
-// returned function releases both.
+// acquire takes the in-process mutex and the directory's lock file,
+// creating the lock file if it is missing. The returned function releases
+// both. The first lock this process takes also removes stale temporary
+// files.
 func (s *FileStore) acquire(ctx context.Context, op, secretID string) (func(), error) {
 	s.mu.Lock()
 	if err := s.checkOpen(op, secretID); err != nil {
@@ -136,11 +102,11 @@ func (s *FileStore) acquire(ctx context.Context, op, secretID string) (func(), e
 	ok, err := s.lock.TryLockContext(ctx, lockRetryDelay)
 	if !ok || err != nil {
 		s.mu.Unlock()
-		if err == nil {
-			err = ctx.Err()
-		}
-		return nil, &Error{Op: op, SecretID: secretID, Kind: ErrUnavailable, Err: err,
-			Msg: fmt.Sprintf("cannot lock %s", s.lock.Path())}
+		return nil, s.lockErr(ctx, op, secretID, err)
+	}
+	if !s.swept {
+		s.swept = true
+		s.removeStaleTemps()
 	}
 	return func() {
 		if err := s.lock.Unlock(); err != nil {
@@ -150,9 +116,22 @@ func (s *FileStore) acquire(ctx context.Context, op, secretID string) (func(), e
 	}, nil
 }
 
+func (s *FileStore) lockErr(ctx context.Context, op, secretID string, err error) *Error {
+	switch {
+	case err == nil || ctx.Err() != nil:
+		return &Error{Op: op, SecretID: secretID, Kind: ErrUnavailable, Err: ctx.Err(),
+			Msg: fmt.Sprintf("stopped waiting for the lock file %s, which another keyturn process may hold while it writes: retry", s.lock.Path())}
+	case isUnwritable(err):
+		return s.unwritableErr(op, secretID, err)
+	default:
+		return &Error{Op: op, SecretID: secretID, Kind: ErrUnavailable, Err: err,
+			Msg: fmt.Sprintf("cannot lock the store with %s: check that its file system supports file locks, then retry", s.lock.Path())}
+	}
+}
+
 func (s *FileStore) checkOpen(op, secretID string) error {
 	if s.closed.Load() {
-		return Errorf(ErrUnavailable, op, secretID, "the file store is closed")
+		return Errorf(ErrUnavailable, op, secretID, "the file store is closed: open it again")
 	}
 	return nil
 }
@@ -170,7 +149,7 @@ func (s *FileStore) read(op, id string) (*secretRecord, error) {
 	}
 	if r.ID != id {
 		return nil, Errorf(ErrUnavailable, op, id,
-			"secret file %s holds secret %s: a file was renamed or copied by hand, so move it back", path, r.ID)
+			"secret file %s contains secret %s: a file was renamed or copied by hand, so move it back", path, r.ID)
 	}
 	return r, nil
 }
@@ -181,15 +160,16 @@ func (s *FileStore) readPath(op, id, path string) (*secretRecord, error) {
 	}
 	sealed, err := readLimited(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Errorf(ErrNotFound, op, id, "secret not found")
+		return nil, Errorf(ErrNotFound, op, id, "secret not found: check the secret id")
 	}
 	if err != nil {
-		return nil, &Error{Op: op, SecretID: id, Kind: ErrUnavailable, Msg: "cannot read the secret's file", Err: err}
+		return nil, &Error{Op: op, SecretID: id, Kind: ErrUnavailable, Err: err,
+			Msg: fmt.Sprintf("cannot read the secret's file %s: run as a user who can read it, such as the store's owner", path)}
 	}
 	r, err := openRecord(sealed, s.identity.identities)
 	if errors.Is(err, errWrongIdentity) {
 		return nil, Errorf(ErrDecryption, op, id,
-			"file %s is encrypted to another age identity than %s (%s): open the store with the identity file it was written with",
+			"file %s is encrypted to another age identity than %s (%s): open the store with the identity file it was written with (--identity)",
 			path, s.identity.path, s.identity.publicKey)
 	}
 	if err != nil {
@@ -213,19 +193,31 @@ func readLimited(path string) ([]byte, error) {
 }
 
 // write replaces a secret's file atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// directory, fsync, rename, fsync of the directory. It creates the secrets
+// directory if an existing store lacks it.
 func (s *FileStore) write(op string, r *secretRecord) error {
 	if n := r.prune(); n > 0 {
 		s.log.Debug("pruned unlabelled versions", "secret", r.ID, "deleted", n)
 	}
 	sealed, err := sealRecord(r, s.identity.recipient)
 	if err != nil {
-		return &Error{Op: op, SecretID: r.ID, Kind: ErrUnavailable, Msg: "cannot encrypt the secret", Err: err}
+		return &Error{Op: op, SecretID: r.ID, Kind: ErrUnavailable, Msg: "cannot encrypt the secret: retry", Err: err}
+	}
+	if err := os.Mkdir(s.secrets, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return s.writeErr(op, r.ID, err)
 	}
 	if err := writeFileAtomic(s.secretPath(r.ID), sealed); err != nil {
-		return &Error{Op: op, SecretID: r.ID, Kind: ErrUnavailable, Msg: "cannot write the secret's file", Err: err}
+		return s.writeErr(op, r.ID, err)
 	}
 	return nil
+}
+
+func (s *FileStore) writeErr(op, secretID string, err error) *Error {
+	if isUnwritable(err) {
+		return s.unwritableErr(op, secretID, err)
+	}
+	return &Error{Op: op, SecretID: secretID, Kind: ErrUnavailable, Err: err,
+		Msg: fmt.Sprintf("cannot write the secret's file in %s: check free space and the file system, then retry", s.secrets)}
 }
 
 func writeFileAtomic(path string, data []byte) error {
@@ -235,15 +227,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
+	if err := writeAndClose(tmp, data); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
@@ -314,48 +298,4 @@ func (s *FileStore) Describe(ctx context.Context, secretID string) (Description,
 		return Description{}, err
 	}
 	return r.describe(), nil
-}
-
-// List returns the description of every secret, sorted by id.
-func (s *FileStore) List(ctx context.Context) ([]Description, error) {
-	const op = "ListSecrets"
-	if err := s.checkOpen(op, ""); err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(s.secrets)
-	if err != nil {
-		return nil, &Error{Op: op, Kind: ErrUnavailable, Msg: "cannot list " + s.secrets, Err: err}
-	}
-	var out []Description
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !isSecretFileName(e.Name()) {
-			continue
-		}
-		r, err := s.readEntry(op, e.Name())
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since ReadDir
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r.describe())
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].SecretID < out[j].SecretID })
-	return out, nil
-}
-
-// readEntry reads the secret file name in the secrets directory and checks
-// that the id inside matches the name.
-func (s *FileStore) readEntry(op, name string) (*secretRecord, error) {
-	id, _ := decodeFileName(name)
-	path := filepath.Join(s.secrets, name)
-	r, err := s.readPath(op, id, path)
-	if err != nil {
-		return nil, err
-	}
-	if encodeFileName(r.ID) != name {
-		return nil, Errorf(ErrUnavailable, op, r.ID,
-			"secret file %s holds secret %s: a file was renamed or copied by hand, so move it back", path, r.ID)
-	}
-	return r, nil
 }

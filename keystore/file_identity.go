@@ -25,25 +25,16 @@ type fileIdentity struct {
 	publicKey  string
 }
 
-// loadIdentity reads the identity file at path. If the file is missing and
-// generate is set, it creates one first, as age-keygen would.
-func loadIdentity(path string, generate bool, log func(msg string, args ...any)) (*fileIdentity, error) {
-	const op = "OpenFile"
+// loadIdentity reads the identity file at path.
+func loadIdentity(path string) (*fileIdentity, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && generate {
-		data, err = generateIdentity(path)
-		if err != nil {
-			return nil, Errorf(ErrUnavailable, op, "",
-				"cannot create identity file %s: %v: make the store directory writable, or set IdentityPath to an existing identity", path, err)
-		}
-		log("generated age identity for the file store", "path", path)
-	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Errorf(ErrNotFound, op, "",
-			"identity file %s does not exist: create it with age-keygen -o %s, or leave IdentityPath empty to generate one in the store directory", path, path)
+		return nil, Errorf(ErrNotFound, opOpenFile, "",
+			"the identity file %s does not exist: check its path, restore it from a backup, or, for a new store, create it with age-keygen -o %s", path, path)
 	}
 	if err != nil {
-		return nil, Errorf(ErrUnavailable, op, "", "cannot read identity file %s: %v", path, err)
+		return nil, Errorf(ErrUnavailable, opOpenFile, "",
+			"cannot read the identity file %s: %v: run as a user who can read it, such as its owner", path, err)
 	}
 	defer clear(data)
 	if err := checkIdentityMode(path); err != nil {
@@ -60,11 +51,12 @@ func checkIdentityMode(path string) error {
 	}
 	info, err := os.Stat(path)
 	if err != nil {
-		return Errorf(ErrUnavailable, "OpenFile", "", "cannot stat identity file %s: %v", path, err)
+		return Errorf(ErrUnavailable, opOpenFile, "",
+			"cannot read the mode of the identity file %s: %v: run as a user who can read it, such as its owner", path, err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return Errorf(ErrInvalidParameter, "OpenFile", "",
-			"identity file %s has mode %04o, so group or others can access it: run chmod 600 %s", path, perm, path)
+		return Errorf(ErrInvalidParameter, opOpenFile, "",
+			"the identity file %s has mode %04o, so group or others can access it: run chmod 600 %s", path, perm, path)
 	}
 	return nil
 }
@@ -72,8 +64,8 @@ func checkIdentityMode(path string) error {
 func parseIdentity(path string, data []byte) (*fileIdentity, error) {
 	ids, err := age.ParseIdentities(bytes.NewReader(data))
 	if err != nil {
-		return nil, Errorf(ErrInvalidParameter, "OpenFile", "",
-			"identity file %s is not an age identity file (%s): it must hold a line starting with AGE-SECRET-KEY-1, as age-keygen writes",
+		return nil, Errorf(ErrInvalidParameter, opOpenFile, "",
+			"the identity file %s is not an age identity file (%s): it must contain a line starting with AGE-SECRET-KEY-1, as age-keygen writes",
 			path, describeIdentityError(err))
 	}
 	id := &fileIdentity{path: path, identities: ids}
@@ -88,8 +80,8 @@ func parseIdentity(path string, data []byte) (*fileIdentity, error) {
 			return id, nil
 		}
 	}
-	return nil, Errorf(ErrInvalidParameter, "OpenFile", "",
-		"identity file %s holds no X25519 or hybrid identity: generate one with age-keygen", path)
+	return nil, Errorf(ErrInvalidParameter, opOpenFile, "",
+		"the identity file %s contains no X25519 or hybrid identity: generate one with age-keygen", path)
 }
 
 // describeIdentityError keeps the line number of an age parse error and
@@ -103,33 +95,39 @@ func describeIdentityError(err error) string {
 }
 
 // generateIdentity writes a new X25519 identity to path with mode 0600. It
-// never replaces a file: if another process created one first, it reads
+// never replaces a file: if another process created one first, it keeps
 // that one.
-func generateIdentity(path string) ([]byte, error) {
+func generateIdentity(path string) error {
 	k, err := age.GenerateX25519Identity()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	data := fmt.Appendf(nil, "# created: %s\n# public key: %s\n%s\n",
 		time.Now().UTC().Format(time.RFC3339), k.Recipient(), k)
+	defer clear(data)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
-		clear(data)
-		return os.ReadFile(path)
+		return nil
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if err := writeAndClose(f, data); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeAndClose writes data to f, syncs and closes it.
+func writeAndClose(f *os.File, data []byte) error {
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	if err := f.Close(); err != nil {
-		return nil, err
-	}
-	return data, syncDir(filepath.Dir(path))
+	return f.Close()
 }

@@ -203,7 +203,7 @@ func (r *secretRecord) prune() int {
 }
 
 func (r *secretRecord) missingVersion(op, versionID string) *Error {
-	return versionErr(ErrNotFound, op, r.ID, versionID, "no such version")
+	return versionErr(ErrNotFound, op, r.ID, versionID, "no such version: describe the secret to see its versions")
 }
 
 // get selects a version as GetSecretValue does.
@@ -219,12 +219,12 @@ func (r *secretRecord) get(ref Ref) (*versionRecord, error) {
 			return nil, r.missingVersion(op, ref.VersionID)
 		}
 		if ref.Stage != "" && !v.has(ref.Stage) {
-			e := stageErr(ErrNotFound, op, r.ID, ref.Stage, "the version does not have this stage")
+			e := stageErr(ErrNotFound, op, r.ID, ref.Stage, "the version does not have this stage: describe the secret to see which version has it")
 			e.VersionID = ref.VersionID
 			return nil, e
 		}
 	} else if v = r.holder(ref.Stage); v == nil {
-		return nil, stageErr(ErrNotFound, op, r.ID, ref.Stage, "no version has this stage")
+		return nil, stageErr(ErrNotFound, op, r.ID, ref.Stage, "no version has this stage: describe the secret to see its labels")
 	}
 	if v.Value.IsZero() {
 		e := stageErr(ErrNotFound, op, r.ID, ref.Stage, "the version has no value yet: the rotation's createSecret step writes it")

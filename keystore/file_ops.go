@@ -25,9 +25,9 @@ func (s *FileStore) Create(ctx context.Context, in CreateInput) (Description, er
 
 	if _, err := os.Stat(s.secretPath(in.SecretID)); !errors.Is(err, fs.ErrNotExist) {
 		if err != nil {
-			return Description{}, &Error{Op: op, SecretID: in.SecretID, Kind: ErrUnavailable, Msg: "cannot check the secret's file", Err: err}
+			return Description{}, &Error{Op: op, SecretID: in.SecretID, Kind: ErrUnavailable, Msg: "cannot check whether the secret's file exists: run as a user who can read the store directory", Err: err}
 		}
-		return Description{}, Errorf(ErrExists, op, in.SecretID, "a secret with this id already exists")
+		return Description{}, Errorf(ErrExists, op, in.SecretID, "a secret with this id already exists: choose another id, or change the existing secret")
 	}
 	r := newRecord(in, time.Now().UTC())
 	if err := s.write(op, r); err != nil {

@@ -30,7 +30,7 @@ func TestFileStoreContract(t *testing.T) {
 
 func openTestFileStore(t *testing.T, dir string) *keystore.FileStore {
 	t.Helper()
-	s, err := keystore.OpenFile(keystore.FileOptions{Dir: dir})
+	s, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Create: true})
 	if err != nil {
 		t.Fatalf("OpenFile %s: %v", dir, err)
 	}
@@ -165,7 +165,7 @@ func writeIdentity(t *testing.T, path string, mode os.FileMode) string {
 
 func TestFileStoreIdentityBadMode(t *testing.T) {
 	path := writeIdentity(t, filepath.Join(t.TempDir(), "id.age"), 0o644)
-	_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path})
+	_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path, Create: true})
 	if !errors.Is(err, keystore.ErrInvalidParameter) {
 		t.Fatalf("OpenFile with a 0644 identity: err = %v, want ErrInvalidParameter", err)
 	}
@@ -192,7 +192,7 @@ func TestFileStoreIdentityBadContents(t *testing.T) {
 			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path})
+			_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path, Create: true})
 			if !errors.Is(err, keystore.ErrInvalidParameter) {
 				t.Fatalf("err = %v, want ErrInvalidParameter", err)
 			}
@@ -208,7 +208,7 @@ func TestFileStoreIdentityBadContents(t *testing.T) {
 
 func TestFileStoreIdentityMissingPath(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "missing.age")
-	_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path})
+	_, err := keystore.OpenFile(keystore.FileOptions{Dir: t.TempDir(), IdentityPath: path, Create: true})
 	if !errors.Is(err, keystore.ErrNotFound) {
 		t.Fatalf("err = %v, want ErrNotFound", err)
 	}
@@ -228,14 +228,14 @@ func TestFileStoreUnwritableDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(parent, "store")
-	_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir})
+	_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Create: true})
 	if !errors.Is(err, keystore.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 	if !strings.Contains(err.Error(), dir) {
 		t.Errorf("err = %q, want it to name %s", err, dir)
 	}
-	if !strings.Contains(err.Error(), "set Dir") {
+	if !strings.Contains(err.Error(), "choose a directory this user can create") {
 		t.Errorf("err = %q, want it to say what to do", err)
 	}
 	var e *keystore.Error
@@ -249,8 +249,8 @@ func TestFileStoreEmptyDir(t *testing.T) {
 	if !errors.Is(err, keystore.ErrInvalidParameter) {
 		t.Fatalf("err = %v, want ErrInvalidParameter", err)
 	}
-	if !strings.Contains(err.Error(), "Dir") {
-		t.Errorf("err = %q, want it to name Dir", err)
+	if !strings.Contains(err.Error(), "no store directory given") {
+		t.Errorf("err = %q, want it to say that no store directory was given", err)
 	}
 }
 
@@ -649,7 +649,7 @@ func TestFileStoreLogsNoSecret(t *testing.T) {
 	var logs syncBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
-	s, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Logger: logger})
+	s, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Create: true, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,16 @@ type Store interface {
 	Get(ctx context.Context, secretID string, ref Ref) (Version, error)
 	// Describe returns tags, labels and rotation settings.
 	Describe(ctx context.Context, secretID string) (Description, error)
-	// List returns the description of every secret, sorted by id.
+	// List returns the description of every secret it could read, sorted by
+	// id. If some secrets could not be read, it also returns a non-nil error
+	// that joins one *Error per failed secret. Each names the secret id or
+	// its file and matches its own sentinel, such as ErrDecryption for a
+	// damaged file. So callers should use the descriptions and report the
+	// error. The joined error is not itself an *Error: errors.Is matches any
+	// of the sentinels, and Unwrap() []error returns each *Error. When the
+	// listing as a whole fails, as on a closed store, List returns no
+	// descriptions and one *Error. The AWS store fails as a whole on any
+	// ListSecrets error, because a failed page cannot be partly used.
 	List(ctx context.Context) ([]Description, error)
 
 	// Create makes a new secret; ErrExists if the id is taken.

@@ -78,7 +78,7 @@ func checkStages(op, secretID string, stages []string) error {
 			return err
 		}
 		if seen[s] {
-			return stageErr(ErrInvalidParameter, op, secretID, s, "stage is listed twice")
+			return stageErr(ErrInvalidParameter, op, secretID, s, "stage is listed twice: list each stage once")
 		}
 		seen[s] = true
 	}
@@ -108,7 +108,7 @@ func checkDescription(op, secretID, description string) error {
 // version of a rotation.
 func checkValue(op, secretID string, v Secret) error {
 	if v.IsZero() {
-		return Errorf(ErrInvalidParameter, op, secretID, "value is empty")
+		return Errorf(ErrInvalidParameter, op, secretID, "value is empty: give a non-empty value")
 	}
 	if v.Len() > maxValueLen {
 		return Errorf(ErrInvalidParameter, op, secretID, "value is %d bytes: the maximum is %d", v.Len(), maxValueLen)
@@ -131,7 +131,7 @@ func checkTags(op, secretID string, tags map[string]string, total int) error {
 		}
 	}
 	if total > maxTags {
-		return Errorf(ErrInvalidParameter, op, secretID, "the secret would have %d tags: the maximum is %d", total, maxTags)
+		return Errorf(ErrInvalidParameter, op, secretID, "the secret would have %d tags, but the maximum is %d: remove some tags first", total, maxTags)
 	}
 	return nil
 }
@@ -141,7 +141,7 @@ const tagCharsHint = "use letters, digits, spaces and _ . : / = + - @"
 func checkTagKey(op, secretID, key string) error {
 	n := utf8.RuneCountInString(key)
 	if n == 0 {
-		return Errorf(ErrInvalidParameter, op, secretID, "tag key is empty")
+		return Errorf(ErrInvalidParameter, op, secretID, "tag key is empty: give every tag a key")
 	}
 	if n > maxTagKeyLen {
 		return Errorf(ErrInvalidParameter, op, secretID, "tag %.100q: key is %d characters long: the maximum is %d", key, n, maxTagKeyLen)
@@ -150,7 +150,7 @@ func checkTagKey(op, secretID, key string) error {
 		return Errorf(ErrInvalidParameter, op, secretID, "tag %q: invalid character %q in the key: %s", key, []rune(key)[i], tagCharsHint)
 	}
 	if strings.HasPrefix(strings.ToLower(key), "aws:") {
-		return Errorf(ErrInvalidParameter, op, secretID, "tag %q: the aws: prefix is reserved for AWS", key)
+		return Errorf(ErrInvalidParameter, op, secretID, "tag %q: the aws: prefix is reserved for AWS, so choose another key", key)
 	}
 	return nil
 }

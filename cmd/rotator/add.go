@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/schedule"
@@ -78,7 +79,7 @@ func (a *app) runAdd(ctx context.Context, secretID string, f *addFlags) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := a.openStore(ctx, s)
+	store, closeStore, err := a.openStore(ctx, s, true)
 	if err != nil {
 		return err
 	}
@@ -89,30 +90,79 @@ func (a *app) runAdd(ctx context.Context, secretID string, f *addFlags) error {
 	return a.printAdded(secretID, tags, rules, f.output)
 }
 
+// maxDescriptionLen is Secrets Manager's limit on a secret's description,
+// in characters, which both stores apply.
+const maxDescriptionLen = 2048
+
 // validate builds the tags and rules add will write and checks them the way
-// the rotation engine will read them.
+// the rotation engine will read them. Every failure is a usage error,
+// because each comes from a flag value.
 func (f *addFlags) validate(policy *provider.Policy) (map[string]string, keystore.RotationRules, error) {
+	var none keystore.RotationRules
+	if err := f.checkIssuer(); err != nil {
+		return nil, none, err
+	}
 	st := f.settings
 	st.RequiredModels = strings.Fields(f.requiredModels)
 	tags := st.Tags()
 	tags[keystore.TagGrace] = strings.TrimSpace(f.grace)
 	settings, err := keystore.SettingsFromTags(tags)
 	if err != nil {
-		return nil, keystore.RotationRules{}, usageErrorf("add: %v", err).withHint("run 'rotator add -h' for the flags")
+		return nil, none, usageErrorf("add: %v", err).withHint("run 'rotator help add' for the flags")
+	}
+	if err := checkBaseURLTag(settings.BaseURL); err != nil {
+		return nil, none, err
 	}
 	if err := provider.Validate(settings, policy); err != nil {
-		return nil, keystore.RotationRules{}, withCode(exitError, fmt.Errorf("add: %w", err)).
+		return nil, none, usageErrorf("add: %w", err).
 			withHint("keys go only to the providers' own hosts over https; add a relay with --relay-host HOST, or allow a loopback test server with --allow-loopback")
 	}
-	rules := keystore.RotationRules{ScheduleExpression: strings.TrimSpace(f.schedule), Duration: strings.TrimSpace(f.window)}
-	if _, err := schedule.Parse(rules); err != nil {
-		return nil, keystore.RotationRules{}, usageErrorf("add: --schedule %q --window %q: %v", rules.ScheduleExpression, rules.Duration, err)
+	rules, err := f.rules()
+	if err != nil {
+		return nil, none, err
 	}
-	if settings.Issuer != keystore.IssuerStaged && !slices.Contains(knownIssuers, settings.Issuer) {
-		return nil, keystore.RotationRules{}, usageErrorf("add: unknown issuer %q: use %s or %s",
-			settings.Issuer, keystore.IssuerStaged, strings.Join(knownIssuers, ", "))
+	if n := utf8.RuneCountInString(f.description); n > maxDescriptionLen {
+		return nil, none, usageErrorf("add: --description is %d characters long: the maximum is %d", n, maxDescriptionLen)
 	}
 	return tags, rules, nil
+}
+
+// checkIssuer rejects an unknown --issuer before the settings checks, which
+// would otherwise ask for the --issuer-secret of an issuer that does not
+// exist.
+func (f *addFlags) checkIssuer() error {
+	issuer := f.settings.Issuer
+	if issuer == keystore.IssuerStaged || slices.Contains(knownIssuers, issuer) {
+		return nil
+	}
+	return usageErrorf("add: unknown issuer %q: use %s or %s",
+		issuer, keystore.IssuerStaged, strings.Join(knownIssuers, ", "))
+}
+
+// checkBaseURLTag rejects a base URL that cannot be a tag value. Secrets
+// Manager's tag values may not contain [ or ], and both stores apply that
+// rule, so a URL with an IPv6 address such as http://[::1]:8080 can never be
+// stored.
+func checkBaseURLTag(baseURL string) error {
+	if !strings.ContainsAny(baseURL, "[]") {
+		return nil
+	}
+	return usageErrorf("add: --base-url %q cannot be stored: tag values may not contain [ or ] (Secrets Manager's tag character rule), so an IPv6 address cannot be part of a base URL", baseURL).
+		withHint("use the IPv4 loopback address instead, such as http://127.0.0.1:PORT/v1, or a host name")
+}
+
+// rules builds the rotation rules from --schedule and --window and checks
+// them.
+func (f *addFlags) rules() (keystore.RotationRules, error) {
+	rules := keystore.RotationRules{ScheduleExpression: strings.TrimSpace(f.schedule), Duration: strings.TrimSpace(f.window)}
+	if _, err := schedule.Parse(rules); err != nil {
+		flags := fmt.Sprintf("--schedule %q", rules.ScheduleExpression)
+		if f.window != "" {
+			flags += fmt.Sprintf(" --window %q", f.window)
+		}
+		return keystore.RotationRules{}, usageErrorf("add: %s: %v", flags, err)
+	}
+	return rules, nil
 }
 
 // createManaged creates the secret with its tags and enables rotation.
@@ -122,6 +172,10 @@ func createManaged(ctx context.Context, store keystore.Store, secretID, descript
 	if errors.Is(err, keystore.ErrExists) {
 		return withCode(exitError, fmt.Errorf("add: secret %s already exists", secretID)).
 			withHint("choose another name, or see it with 'rotator status %s'", secretID)
+	}
+	if errors.Is(err, keystore.ErrInvalidParameter) {
+		// Every parameter of Create comes from a flag or the SECRET argument.
+		return usageErrorf("add: %w", err)
 	}
 	if err != nil {
 		return fmt.Errorf("add: %w", err)
@@ -146,7 +200,7 @@ func (a *app) printAdded(secretID string, tags map[string]string, rules keystore
 	fmt.Fprintf(a.stdout, "added %s (provider %s, issuer %s, schedule %s)\n",
 		secretID, tags[keystore.TagProvider], tags[keystore.TagIssuer], rules.ScheduleExpression)
 	if tags[keystore.TagIssuer] == keystore.IssuerStaged {
-		fmt.Fprintf(a.stdout, "next: stage its first key with 'rotator stage %s --file KEYFILE', then 'rotator rotate-now %s'\n", secretID, secretID)
+		fmt.Fprintf(a.stdout, "next: stage its first key with 'rotator stage %s --file KEYFILE --validate', then 'rotator rotate-now %s'\n", secretID, secretID)
 	}
 	return nil
 }

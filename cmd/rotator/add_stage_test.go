@@ -64,8 +64,8 @@ func TestAddRejectsBadSettings(t *testing.T) {
 		{"missing provider", []string{"--base-url", "https://api.openai.com/v1"}, exitUsage, "missing tag keyturn:provider"},
 		{"unknown provider", []string{"--provider", "opena1", "--base-url", "https://api.openai.com/v1"}, exitUsage, `unknown provider "opena1"`},
 		{"missing base url", []string{"--provider", "openai"}, exitUsage, "missing tag keyturn:base-url"},
-		{"not https", []string{"--provider", "openai", "--base-url", "http://api.openai.com/v1", "--allow-loopback=false"}, exitError, "http://api.openai.com/v1"},
-		{"off the allow-list", []string{"--provider", "openai", "--base-url", "https://relay.example.com/v1"}, exitError, "relay.example.com"},
+		{"not https", []string{"--provider", "openai", "--base-url", "http://api.openai.com/v1", "--allow-loopback=false"}, exitUsage, "http://api.openai.com/v1"},
+		{"off the allow-list", []string{"--provider", "openai", "--base-url", "https://relay.example.com/v1"}, exitUsage, "relay.example.com"},
 		{"bad probe", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--probe", "ping"}, exitUsage, `unknown probe "ping"`},
 		{"bad grace", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--grace", "1 day"}, exitUsage, `invalid duration "1 day"`},
 		{"unknown issuer", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "vault", "--issuer-secret", "x"}, exitUsage, `unknown issuer "vault"`},
@@ -213,9 +213,11 @@ func TestStageValidateRejected(t *testing.T) {
 
 func TestStageUnknownSecret(t *testing.T) {
 	e := newEnv(t)
+	e.add("app/openai")
 	r := e.run("stage", "app/missing", "--file", e.writeFile("key", canary))
 	if r.code != exitError {
 		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
 	}
-	assertContains(t, "stderr", r.stderr, "app/missing")
+	assertContains(t, "stderr", r.stderr, "secret app/missing not found in store "+e.storeURL+" (store URL from KEYTURN_STORE)")
+	assertContains(t, "stderr", r.stderr, "rotator add app/missing --provider NAME --base-url URL")
 }

@@ -133,7 +133,7 @@ func TestRotateNowAWSRejected(t *testing.T) {
 	if r.code != exitRejected {
 		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitRejected, r.stdout, r.stderr)
 	}
-	assertContains(t, "stdout", r.stdout, "last failure: testSecret")
+	assertContains(t, "stdout", r.stdout, "failed step: testSecret")
 	if st := e.statusAWS("app/openai"); st.LastFailure == nil || st.LastFailure.Class != "rejected" {
 		t.Errorf("status last_failure = %+v", st.LastFailure)
 	}
@@ -174,7 +174,7 @@ func TestRotateNowAWSTimeoutAndNoWait(t *testing.T) {
 	if r.code != exitInProgress {
 		t.Errorf("second call: exit %d, want %d\n%s", r.code, exitInProgress, r.stderr)
 	}
-	if st := e.statusAWS("app/openai"); st.Stuck == nil {
+	if st := e.statusAWS("app/openai"); st.InProgress == nil {
 		t.Errorf("status shows no rotation in progress")
 	}
 	e.setBlocker(nil)
@@ -183,7 +183,7 @@ func TestRotateNowAWSTimeoutAndNoWait(t *testing.T) {
 	// The blocked rotation finishes; wait for it, then --no-wait returns
 	// as soon as the next one has started.
 	deadline := time.Now().Add(hangGuard)
-	for e.statusAWS("app/openai").Stuck != nil {
+	for e.statusAWS("app/openai").InProgress != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the released rotation did not finish")
 		}

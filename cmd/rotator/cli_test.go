@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keyturn/keyturn/keystore"
 )
 
 func TestHelp(t *testing.T) {
@@ -178,8 +180,7 @@ func TestConfigFileErrors(t *testing.T) {
 	if r.code != exitError {
 		t.Errorf("exit %d, want %d", r.code, exitError)
 	}
-	assertContains(t, "stderr", r.stderr, "line 2: field stores not found")
-	assertContains(t, "stderr", r.stderr, "the known keys are store, identity and relay_hosts")
+	assertContains(t, "stderr", r.stderr, "line 2: unknown key stores: the keys are store, identity and relay_hosts")
 
 	e.vars["KEYTURN_CONFIG"] = filepath.Join(t.TempDir(), "missing.yaml")
 	r = e.run("status")
@@ -189,6 +190,7 @@ func TestConfigFileErrors(t *testing.T) {
 	assertContains(t, "stderr", r.stderr, "missing.yaml")
 
 	// The default config file is optional, and an empty one is valid.
+	e.openStore()
 	delete(e.vars, "KEYTURN_CONFIG")
 	e.vars["XDG_CONFIG_HOME"] = t.TempDir()
 	e.mustRun(exitOK, "status")
@@ -227,7 +229,11 @@ func TestWrongIdentity(t *testing.T) {
 	e := newEnv(t)
 	e.add("app/openai")
 	other := filepath.Join(t.TempDir(), "other")
-	e.mustRun(exitOK, "status", "--store", "file://"+other)
+	otherStore, err := keystore.OpenFile(keystore.FileOptions{Dir: other, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = otherStore.Close()
 	r := e.run("status", "app/openai", "--identity", filepath.Join(other, "identity.age"))
 	if r.code != exitError {
 		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)

@@ -1,21 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/keystore"
@@ -33,14 +28,7 @@ func (f *storeFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.store, "store", "", "store `URL`: file:///ABS/DIR, aws://REGION or aws:// (default from $KEYTURN_STORE, the config file, or file://$XDG_DATA_HOME/keyturn/store)")
 	fs.StringVar(&f.identity, "identity", "", "age identity `FILE` of the file store (default $KEYTURN_IDENTITY, the config file, or DIR/identity.age)")
 	fs.Var(&f.relayHosts, "relay-host", "extra `HOST` keys may be sent to, for OpenAI-compatible relays; repeatable (default $KEYTURN_RELAY_HOSTS, comma-separated)")
-	fs.BoolVar(&f.allowLoopback, "allow-loopback", false, "allow http on 127.0.0.1 and ::1 provider URLs, for tests and development (default $KEYTURN_ALLOW_LOOPBACK)")
-}
-
-// fileConfig is the YAML config file. Unknown keys are errors.
-type fileConfig struct {
-	Store      string   `yaml:"store"`
-	Identity   string   `yaml:"identity"`
-	RelayHosts []string `yaml:"relay_hosts"`
+	fs.BoolVar(&f.allowLoopback, "allow-loopback", false, "allow provider URLs on loopback hosts such as http://127.0.0.1:PORT, for tests and development (default $KEYTURN_ALLOW_LOOPBACK)")
 }
 
 // storeKind is the backend a store URL selects.
@@ -61,10 +49,13 @@ type storeURL struct {
 
 // settings are the resolved store, identity and host policy of a command.
 type settings struct {
-	store      storeURL
-	identity   string
-	relayHosts []string
-	loopback   bool
+	store storeURL
+	// storeSource names where the store URL came from, for errors: the
+	// --store flag, KEYTURN_STORE, the config file or the default.
+	storeSource string
+	identity    string
+	relayHosts  []string
+	loopback    bool
 }
 
 const acceptedStoreForms = "file:///ABSOLUTE/DIR, aws://REGION (such as aws://us-east-1) or aws:// (the AWS SDK's default region)"
@@ -119,30 +110,45 @@ func (a *app) resolve(f *storeFlags) (settings, error) {
 		return settings{}, err
 	}
 	var s settings
-	rawStore, from := firstSet(
+	if s.store, s.storeSource, err = a.resolveStore(f, cfg, cfgPath); err != nil {
+		return settings{}, err
+	}
+	s.identity, _ = firstSet(
+		[2]string{f.identity, ""}, [2]string{a.getenv("KEYTURN_IDENTITY"), ""}, [2]string{cfg.Identity, ""})
+	if s.loopback, err = a.allowLoopback(f); err != nil {
+		return settings{}, err
+	}
+	s.relayHosts, err = a.relayHosts(f, cfg, cfgPath, s.loopback)
+	return s, err
+}
+
+// defaultStoreSource is the storeSource of the default store.
+const defaultStoreSource = "default"
+
+// resolveStore returns the store URL and where it came from.
+func (a *app) resolveStore(f *storeFlags, cfg fileConfig, cfgPath string) (storeURL, string, error) {
+	raw, from := firstSet(
 		[2]string{f.store, "--store"},
 		[2]string{a.getenv("KEYTURN_STORE"), "KEYTURN_STORE"},
 		[2]string{cfg.Store, cfgPath},
 	)
-	if rawStore == "" {
+	if raw == "" {
 		dir, err := a.defaultDir("XDG_DATA_HOME", ".local/share", "store")
 		if err != nil {
-			return settings{}, err
+			return storeURL{}, "", err
 		}
-		s.store = storeURL{raw: "file://" + dir, kind: storeFile, dir: dir}
-	} else if s.store, err = parseStoreURL(rawStore); err != nil {
+		return storeURL{raw: "file://" + dir, kind: storeFile, dir: dir}, defaultStoreSource, nil
+	}
+	u, err := parseStoreURL(raw)
+	if err != nil {
 		code := exitError
 		if from == "--store" {
 			code = exitUsage
 		}
-		return settings{}, withCode(code, fmt.Errorf("%s: %w", from, err)).
+		return storeURL{}, "", withCode(code, fmt.Errorf("%s: %w", from, err)).
 			withHint("the accepted forms are %s", acceptedStoreForms)
 	}
-	s.identity, _ = firstSet(
-		[2]string{f.identity, ""}, [2]string{a.getenv("KEYTURN_IDENTITY"), ""}, [2]string{cfg.Identity, ""})
-	s.relayHosts = a.relayHosts(f, cfg)
-	s.loopback, err = a.allowLoopback(f)
-	return s, err
+	return u, from, nil
 }
 
 func firstSet(values ...[2]string) (value, source string) {
@@ -154,24 +160,23 @@ func firstSet(values ...[2]string) (value, source string) {
 	return "", ""
 }
 
-func (a *app) relayHosts(f *storeFlags, cfg fileConfig) []string {
-	if len(f.relayHosts) > 0 {
-		return f.relayHosts
-	}
-	if env := a.getenv("KEYTURN_RELAY_HOSTS"); env != "" {
-		return splitList(env)
-	}
-	return cfg.RelayHosts
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, v := range strings.Split(s, ",") {
-		if v = strings.TrimSpace(v); v != "" {
-			out = append(out, v)
+// relayHosts returns the checked relay hosts of the first source that sets
+// any. A bad host in the flag is a usage error; one in the environment or
+// the config file is a configuration error.
+func (a *app) relayHosts(f *storeFlags, cfg fileConfig, cfgPath string, loopback bool) ([]string, error) {
+	switch {
+	case len(f.relayHosts) > 0:
+		hosts, err := checkRelayHosts(f.relayHosts, "--relay-host", loopback)
+		if err != nil {
+			return nil, withCode(exitUsage, err)
 		}
+		return hosts, nil
+	case a.getenv("KEYTURN_RELAY_HOSTS") != "":
+		return checkRelayHosts([]string{a.getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
+	case len(cfg.RelayHosts) > 0:
+		return checkRelayHosts(cfg.RelayHosts, "relay_hosts in "+cfgPath, loopback)
 	}
-	return out
+	return nil, nil
 }
 
 func (a *app) allowLoopback(f *storeFlags) (bool, error) {
@@ -212,24 +217,11 @@ func (a *app) loadConfig() (fileConfig, string, error) {
 	if err != nil {
 		return fileConfig{}, "", fmt.Errorf("read config file: %w", err)
 	}
-	cfg, err := decodeConfig(data)
+	cfg, err := decodeConfig(path, data)
 	if err != nil {
-		return fileConfig{}, "", fmt.Errorf("config file %s: %w", path, err)
+		return fileConfig{}, "", err
 	}
 	return cfg, "config file " + path, nil
-}
-
-// decodeConfig decodes the YAML config strictly: an unknown key is an
-// error that names its line.
-func decodeConfig(data []byte) (fileConfig, error) {
-	var cfg fileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fileConfig{}, fmt.Errorf("%s: the known keys are store, identity and relay_hosts",
-			strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	return cfg, nil
 }
 
 func (a *app) configHome() (string, error) {
@@ -264,8 +256,11 @@ func (s settings) policy() *provider.Policy {
 	return provider.NewPolicy(s.relayHosts, s.loopback)
 }
 
-// openStore opens the selected store. The caller closes it.
-func (a *app) openStore(ctx context.Context, s settings) (keystore.Store, func(), error) {
+// openStore opens the selected store. Only with create may it create a
+// file store that does not exist yet: commands that read or change
+// existing secrets pass false, so a mistyped store URL is an error rather
+// than a new, empty store. The caller closes the store.
+func (a *app) openStore(ctx context.Context, s settings, create bool) (keystore.Store, func(), error) {
 	if s.store.kind == storeAWS {
 		st, err := a.openAWSStore(ctx, s.store.region)
 		if err != nil {
@@ -274,12 +269,43 @@ func (a *app) openStore(ctx context.Context, s settings) (keystore.Store, func()
 		}
 		return st, func() {}, nil
 	}
-	fst, err := keystore.OpenFile(keystore.FileOptions{Dir: s.store.dir, IdentityPath: s.identity})
+	fst, err := keystore.OpenFile(keystore.FileOptions{Dir: s.store.dir, IdentityPath: s.identity, Create: create})
 	if err != nil {
-		return nil, nil, withCode(exitError, fmt.Errorf("open file store %s: %w", s.store.dir, err)).
-			withHint("pass --store file:///ABSOLUTE/DIR for a writable directory, and --identity for its age identity")
+		return nil, nil, fileStoreError(s, err)
 	}
 	return fst, func() { _ = fst.Close() }, nil
+}
+
+// fileStoreError words a file store that cannot be opened, naming where its
+// URL came from, since a missing store is most often a mistyped URL.
+func fileStoreError(s settings, err error) error {
+	dir := s.store.dir
+	if errors.Is(err, keystore.ErrNotFound) {
+		if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
+			return withCode(exitError, fmt.Errorf("no file store at %s: the directory does not exist (%s)", dir, storeOrigin(s))).
+				withHint("%s, or create a store there with 'rotator add SECRET --provider NAME --base-url URL'", fixStoreHint(s))
+		}
+		return withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err)).
+			withHint("%s", fixStoreHint(s))
+	}
+	return withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err)).
+		withHint("pass --store file:///ABSOLUTE/DIR for a writable directory, and --identity for its age identity")
+}
+
+// storeOrigin words where the store URL came from.
+func storeOrigin(s settings) string {
+	if s.storeSource == defaultStoreSource {
+		return "the default store: no --store, KEYTURN_STORE or config file names one"
+	}
+	return "store URL from " + s.storeSource
+}
+
+// fixStoreHint returns how to name the intended store.
+func fixStoreHint(s settings) string {
+	if s.storeSource == defaultStoreSource {
+		return "name the store with --store file:///ABSOLUTE/DIR or KEYTURN_STORE"
+	}
+	return "check " + s.storeSource
 }
 
 func (a *app) openAWSStore(ctx context.Context, region string) (keystore.Store, error) {

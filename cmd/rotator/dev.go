@@ -9,7 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,8 +35,9 @@ also logs every request the stand-in serves. Ctrl-C stops it.
 
 The stand-in keeps its keys in memory, so every start mints a fresh key at
 once. An existing DIR is reused: its secrets stay and dev/openai is pointed
-at the new port. Intervals under 4 hours exist only here: real schedules
-use 'rotator add --schedule'.
+at the new port. One dev (or serve) runs on a directory at a time, because
+each start replaces the stand-in's management key. Intervals under 4 hours
+exist only here: real schedules use 'rotator add --schedule'.
 
 Example:
   rotator dev --interval 1m
@@ -63,7 +65,7 @@ func (a *app) dev(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("dev", devUsage)
 	fs.StringVar(&f.dir, "dir", "", "store `DIR` (default $XDG_STATE_HOME/keyturn/dev, or ~/.local/state/keyturn/dev)")
 	fs.DurationVar(&f.interval, "interval", 30*time.Second, "time between rotations, as a Go `DURATION` such as 30s or 5m; at least 1s")
-	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "loopback `ADDRESS` for the stand-in provider; port 0 picks a free port")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "IPv4 loopback `ADDRESS` for the stand-in provider, such as 127.0.0.1:8080; port 0 picks a free port")
 	fs.BoolVar(&f.verbose, "verbose", false, "also log each request to the stand-in provider and the store's debug lines")
 	fs.BoolVar(&f.verbose, "v", false, "short for --verbose")
 	positional, err := parseArgs(fs, args)
@@ -73,51 +75,75 @@ func (a *app) dev(ctx context.Context, args []string) error {
 	if len(positional) > 0 {
 		return usageErrorf("dev: unexpected argument %q: dev takes only flags", positional[0])
 	}
+	if err := f.check(a); err != nil {
+		return err
+	}
+	return a.runDev(ctx, &f)
+}
+
+// check validates the flags and resolves the store directory.
+func (f *devFlags) check(a *app) error {
 	if f.interval < time.Second {
 		return usageErrorf("dev: --interval %s is too short: use 1s or more", f.interval)
 	}
 	if err := checkLoopbackAddress(f.listen); err != nil {
 		return err
 	}
+	var err error
 	if f.dir == "" {
 		if f.dir, err = a.defaultDir("XDG_STATE_HOME", ".local/state", "dev"); err != nil {
 			return err
 		}
 	}
-	return a.runDev(ctx, &f)
+	// An absolute path, so that the KEYTURN_STORE=file://DIR line dev
+	// prints works from any directory.
+	if f.dir, err = filepath.Abs(f.dir); err != nil {
+		return usageErrorf("dev: --dir %q: %v", f.dir, err)
+	}
+	return nil
 }
 
-// checkLoopbackAddress rejects listen addresses other than a loopback IP,
-// because the stand-in accepts any key it has minted and must not be
-// reachable from other hosts.
+// checkLoopbackAddress rejects listen addresses other than an IPv4 loopback
+// address, because the stand-in accepts any key it has minted and must not
+// be reachable from other hosts. IPv6 loopback is rejected too: the
+// stand-in's URL becomes dev/openai's base-url tag, and tag values cannot
+// contain the brackets of an IPv6 URL.
 func checkLoopbackAddress(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return usageErrorf("dev: --listen %q: %v: use HOST:PORT such as 127.0.0.1:0", addr, err)
 	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return usageErrorf("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT or [::1]:PORT", addr)
+	ip := net.ParseIP(host)
+	switch {
+	case ip != nil && ip.IsLoopback() && ip.To4() == nil:
+		return usageErrorf("dev: --listen %q: an IPv6 address cannot be part of a base-url tag, whose values may not contain [ or ]: use 127.0.0.1:PORT", addr)
+	case ip == nil || !ip.IsLoopback():
+		return usageErrorf("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT", addr)
 	}
 	return nil
 }
 
 func (a *app) runDev(ctx context.Context, f *devFlags) error {
 	logger, standInLogger := a.devLoggers(f.verbose)
+	store, err := keystore.OpenFile(keystore.FileOptions{Dir: f.dir, Logger: logger.With("component", "store"), Create: true})
+	if err != nil {
+		return withCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).withHint("pass --dir for a writable directory")
+	}
+	defer store.Close()
+	// The lock comes before anything is written, since a second dev would
+	// replace the management key registered at the first one's stand-in.
+	unlock, err := lockInstance(f.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
 	standIn := fakeprovider.New(fakeprovider.Options{Logger: standInLogger})
 	baseURL, stopServer, err := serveStandIn(f.listen, standIn)
 	if err != nil {
 		return err
 	}
 	defer stopServer()
-
-	if err := os.MkdirAll(f.dir, 0o700); err != nil {
-		return fmt.Errorf("dev: create store directory: %w", err)
-	}
-	store, err := keystore.OpenFile(keystore.FileOptions{Dir: f.dir, Logger: logger.With("component", "store")})
-	if err != nil {
-		return withCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).withHint("pass --dir for a writable directory")
-	}
-	defer store.Close()
 	if err := setUpDevSecrets(ctx, store, standIn, baseURL, f.interval); err != nil {
 		return err
 	}
@@ -171,7 +197,11 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 func serveStandIn(addr string, p *fakeprovider.Provider) (string, func(), error) {
 	ln, err := fakeprovider.Listen(addr)
 	if err != nil {
-		return "", nil, fmt.Errorf("dev: %w", err)
+		ce := withCode(exitError, fmt.Errorf("dev: start the stand-in provider: %w", err))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return "", nil, ce.withHint("port %s is in use: pick another with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for a free one", portOf(addr))
+		}
+		return "", nil, ce.withHint("pick another address with --listen 127.0.0.1:PORT")
 	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
@@ -241,6 +271,11 @@ func randomKey(prefix string) (keystore.Secret, error) {
 	return keystore.NewSecret(prefix + hex.EncodeToString(b)), nil
 }
 
+func portOf(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
+
 func (a *app) printDevBanner(f *devFlags, baseURL string) {
 	fmt.Fprintf(a.stdout, `keyturn dev
   store           %s
@@ -250,5 +285,5 @@ func (a *app) printDevBanner(f *devFlags, baseURL string) {
 Inspect it from another shell:
   KEYTURN_STORE=file://%s rotator status %s
 Press Ctrl-C to stop.
-`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, f.interval, f.dir, devSecretID)
+`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, formatDuration(f.interval), f.dir, devSecretID)
 }

@@ -30,8 +30,12 @@ Store selection (first set wins):
 Where keys may be sent: each provider's own host over https. Add hosts of
 OpenAI-compatible relays with --relay-host HOST (repeatable),
 $KEYTURN_RELAY_HOSTS (comma-separated) or 'relay_hosts:' in the config file.
-Loopback http URLs need --allow-loopback or KEYTURN_ALLOW_LOOPBACK=true
-(tests and development only).
+Provider URLs on your own machine, such as http://127.0.0.1:8080/v1, need
+--allow-loopback or KEYTURN_ALLOW_LOOPBACK=true (tests and development
+only). Use 127.0.0.1: tag values cannot hold the brackets of an IPv6 URL.
+
+Output: results go to stdout, as text or, with --output json, one JSON
+object; errors and hints always go to stderr.
 
 Config file: $KEYTURN_CONFIG, or $XDG_CONFIG_HOME/keyturn/rotator.yaml
 (~/.config/keyturn/rotator.yaml). YAML with the keys store, identity and
@@ -42,7 +46,7 @@ relay_hosts (a list); any other key is an error. Example:
 Exit codes:
   0  success; for rotate-now, the new key was promoted
   1  error
-  2  usage error (unknown command or flag, missing argument)
+  2  usage error (unknown command or flag, missing argument, bad flag value)
   3  rejected: the provider rejected the key
   4  transient failure (timeout, rate limit, outage): retry later
   5  rotation in progress

@@ -145,7 +145,7 @@ func (e *testEnv) writeFile(name, content string) string {
 // CLI does not offer.
 func (e *testEnv) openStore() *keystore.FileStore {
 	e.t.Helper()
-	st, err := keystore.OpenFile(keystore.FileOptions{Dir: e.dir})
+	st, err := keystore.OpenFile(keystore.FileOptions{Dir: e.dir, Create: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}

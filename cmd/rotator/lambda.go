@@ -56,7 +56,11 @@ func newLambdaHandler(ctx context.Context, getenv func(string) string, logger *s
 	if err != nil {
 		return nil, err
 	}
-	s := settings{relayHosts: splitList(getenv("KEYTURN_RELAY_HOSTS")), loopback: loopback}
+	relayHosts, err := checkRelayHosts([]string{getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
+	if err != nil {
+		return nil, err
+	}
+	s := settings{relayHosts: relayHosts, loopback: loopback}
 	store, err := keystore.OpenAWS(ctx, getenv("AWS_REGION"))
 	if err != nil {
 		return nil, fmt.Errorf("open the Secrets Manager store: %w", err)

@@ -47,13 +47,19 @@ func TestRotateNowRejected(t *testing.T) {
 		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitRejected, r.stdout, r.stderr)
 	}
 	assertContains(t, "stdout", r.stdout, "rejected: app/openai")
-	assertContains(t, "stdout", r.stdout, "last failure: testSecret")
+	assertContains(t, "stdout", r.stdout, "failed step: testSecret")
 	st := e.status("app/openai")
 	if st.LastFailure == nil || st.LastFailure.Class != "rejected" {
-		t.Errorf("last_failure = %+v, want class rejected", st.LastFailure)
+		t.Fatalf("last_failure = %+v, want class rejected", st.LastFailure)
+	}
+	if st.LastFailure.VersionID != rejectedVersion(t, e, "app/openai") {
+		t.Errorf("last_failure.rejected_version_id = %s, want the KEYTURN_REJECTED version", st.LastFailure.VersionID)
+	}
+	if st.LastFailure.RotationToken == "" || st.LastFailure.RotationToken == st.LastFailure.VersionID {
+		t.Errorf("last_failure.rotation_token = %q, want the rotation's token", st.LastFailure.RotationToken)
 	}
 	text := e.mustRun(exitOK, "status", "app/openai").stdout
-	assertContains(t, "status", text, "last failure")
+	assertContains(t, "status", text, "last rejected key  version "+rejectedVersion(t, e, "app/openai")+" (KEYTURN_REJECTED), from rotation "+st.LastFailure.RotationToken)
 }
 
 func TestRotateNowNothingStaged(t *testing.T) {
@@ -126,7 +132,17 @@ func TestRotateNowConcurrent(t *testing.T) {
 	}
 }
 
-func TestStatusShowsStuckRotation(t *testing.T) {
+// rejectedVersion returns the version that holds KEYTURN_REJECTED.
+func rejectedVersion(t *testing.T, e *testEnv, secretID string) string {
+	t.Helper()
+	d, err := e.openStore().Describe(context.Background(), secretID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.VersionWithStage(keystore.StageRejected)
+}
+
+func TestStatusShowsRotationInProgress(t *testing.T) {
 	e := newEnv(t)
 	e.add("app/openai")
 	e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", canary))
@@ -136,14 +152,18 @@ func TestStatusShowsStuckRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := e.status("app/openai")
-	if st.Stuck == nil || st.Stuck.VersionID != token {
-		t.Fatalf("stuck = %+v, want version %s", st.Stuck, token)
+	if st.InProgress == nil || st.InProgress.VersionID != token {
+		t.Fatalf("stuck = %+v, want version %s", st.InProgress, token)
 	}
 	if st.NextRotation == nil || st.Rotation.Schedule != "rate(30 days)" {
 		t.Errorf("next rotation %v, schedule %q", st.NextRotation, st.Rotation.Schedule)
 	}
 	text := e.mustRun(exitOK, "status").stdout
-	assertContains(t, "status", text, "stuck rotation  AWSPENDING on "+token)
+	assertContains(t, "status", text, "in progress    version "+token+" (AWSPENDING) since ")
+	assertContains(t, "status", text, "(resumed after ")
+	if st.InProgress.Stale || st.InProgress.StaleAt == nil || st.InProgress.Since == nil {
+		t.Errorf("rotation_in_progress = %+v, want since and stale_at, not stale", st.InProgress)
+	}
 	assertContains(t, "status", text, "VERSION")
 
 	r := e.run("rotate-now", "app/openai")
@@ -154,6 +174,7 @@ func TestStatusShowsStuckRotation(t *testing.T) {
 
 func TestStatusEmptyAndUnmanaged(t *testing.T) {
 	e := newEnv(t)
+	e.openStore()
 	r := e.mustRun(exitOK, "status")
 	assertContains(t, "status", r.stdout, "no managed secrets")
 	r = e.mustRun(exitOK, "status", "--output", "json")

@@ -5,34 +5,46 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
 
-const rotateNowUsage = `
-Usage: rotator rotate-now SECRET [--timeout 2m] [--no-wait]
+var rotateNowUsage = fmt.Sprintf(`
+Usage: rotator rotate-now SECRET [--timeout 2m] [--no-wait] [--output text|json]
 
 Rotates SECRET now: takes the staged key (or has the issuer mint one),
 proves it against the provider and promotes it to AWSCURRENT.
 
-On the file store the rotation runs in this process, within --timeout
-(retries of a failing provider check stop in time to report). On AWS it
-calls RotateSecret, which invokes the rotation Lambda, and polls the secret
-until the rotation ends or --timeout passes.
+On the file store the rotation runs in this process, within --timeout, at
+most %s (retries of a failing provider check stop in time to report).
+A rotation that a stopped rotator left in progress is resumed once it is
+stale ('rotator status SECRET' shows when); until then it is reported in
+progress. On AWS it calls
+RotateSecret, which invokes the rotation Lambda, and polls the secret until
+the rotation ends or --timeout passes.
+
+The outcome goes to stdout; with --output json it is one object, printed
+even when the rotation fails:
+  {"secret_id": "...", "version_id": "...", "outcome": "promoted",
+   "resumed_from": "...",   (only when a left-over rotation was resumed)
+   "failure": {...},        (why it did not promote)
+   "error": "..."}          (the error, which also goes to stderr)
 
 Exit codes:
   0  promoted: the new key is AWSCURRENT
   1  error, or the rotation failed without promoting
   2  usage error
   3  rejected: the provider rejected the new key; it was not promoted
-  4  transient failure (timeout, rate limit, provider outage): retry later
+  4  transient failure (timeout, rate limit, provider or store outage): retry later
   5  in progress: another rotation of the secret is running, or --no-wait
 
 Example:
   rotator rotate-now prod/openai --timeout 5m
-`
+`, formatDuration(rotation.DefaultRotationTimeout))
 
 const defaultPollInterval = 2 * time.Second
 
@@ -48,7 +60,7 @@ func (a *app) rotateNow(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("rotate-now", rotateNowUsage)
 	f.register(fs)
 	f.output.register(fs)
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long the rotation may take (on AWS: how long to wait for it), as a Go `DURATION` such as 90s or 5m")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long the rotation may take (on AWS: how long to wait for it), as a Go `DURATION` such as 90s or 5m; at most "+formatDuration(rotation.DefaultRotationTimeout)+" on the file store")
 	fs.BoolVar(&f.noWait, "no-wait", false, "on AWS, return as soon as the rotation has started (exit code 5)")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
@@ -59,7 +71,7 @@ func (a *app) rotateNow(ctx context.Context, args []string) error {
 		return err
 	}
 	if f.timeout <= 0 {
-		return usageErrorf("rotate-now: --timeout %s must be positive", f.timeout)
+		return usageErrorf("rotate-now: --timeout %s must be positive", formatDuration(f.timeout))
 	}
 	return a.runRotateNow(ctx, secretID, &f)
 }
@@ -69,27 +81,76 @@ func (a *app) runRotateNow(ctx context.Context, secretID string, f *rotateFlags)
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := a.openStore(ctx, s)
+	// The engine ends every file-store rotation at DefaultRotationTimeout,
+	// the bound that other rotators sharing the store judge staleness by,
+	// so a longer --timeout could not be kept.
+	if s.store.kind == storeFile && f.timeout > rotation.DefaultRotationTimeout {
+		return usageErrorf("rotate-now: --timeout %s is longer than %s, the longest a rotation may run on the file store",
+			formatDuration(f.timeout), formatDuration(rotation.DefaultRotationTimeout)).
+			withHint("pass --timeout %s or less", formatDuration(rotation.DefaultRotationTimeout))
+	}
+	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	var res rotation.Result
-	if s.store.kind == storeAWS {
-		res, err = a.rotateOnAWS(ctx, store, secretID, f)
-	} else {
-		rctx, cancel := context.WithTimeout(ctx, f.timeout)
-		res, err = a.rotateInProcess(rctx, store, s, secretID)
-		cancel()
+
+	d, res, err := precheck(ctx, store, s, secretID)
+	if err == nil {
+		if s.store.kind == storeAWS {
+			res, err = a.rotateOnAWS(ctx, store, d, f)
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, f.timeout)
+			res, err = a.rotateInProcess(rctx, store, s, secretID)
+			cancel()
+		}
 	}
 	res.SecretID = secretID
 	return a.reportRotation(res, err, f.output)
+}
+
+// precheck rejects a rotation that is bound to fail before one starts, so
+// that a missing secret or a missing staged key is reported once, in plain
+// words, and leaves no rotation behind.
+func precheck(ctx context.Context, store keystore.Store, s settings, secretID string) (keystore.Description, rotation.Result, error) {
+	failed := rotation.Result{Outcome: rotation.Failed}
+	d, err := store.Describe(ctx, secretID)
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		return d, failed, notFoundError("rotate-now", secretID, s)
+	case errors.Is(err, keystore.ErrUnavailable):
+		return d, rotation.Result{Outcome: rotation.Transient}, withCode(exitTransient, fmt.Errorf("rotate-now: %w", err)).
+			withHint("the store could not be reached; retry later with 'rotator rotate-now %s'", secretID)
+	case err != nil:
+		return d, failed, fmt.Errorf("rotate-now: %w", err)
+	}
+	if !keystore.IsManaged(d.Tags) {
+		return d, failed, notManagedError("rotate-now", secretID)
+	}
+	settings, err := keystore.SettingsFromTags(d.Tags)
+	if err != nil {
+		return d, failed, fmt.Errorf("rotate-now: secret %s: %w", secretID, err)
+	}
+	if pendingVersion(d) != "" {
+		// A rotation in progress carries its own key: the engine resumes it
+		// once it is stale, and reports it in progress until then.
+		return d, rotation.Result{}, nil
+	}
+	if settings.Issuer == keystore.IssuerStaged && d.VersionWithStage(keystore.StageStaged) == "" {
+		return d, failed, withCode(exitError, fmt.Errorf("rotate-now %s: %w: no key is staged, and the secret's issuer is %s, which mints none",
+			secretID, rotation.ErrNothingToPromote, keystore.IssuerStaged)).
+			withHint("stage the next key first: rotator stage %s --file KEYFILE", secretID)
+	}
+	return d, rotation.Result{}, nil
 }
 
 func (a *app) rotateInProcess(ctx context.Context, store keystore.Store, s settings, secretID string) (rotation.Result, error) {
 	engine, err := newEngine(store, s, a.getenv, a.stderrLogger(slog.LevelWarn))
 	if err != nil {
 		return rotation.Result{}, err
+	}
+	if a.clock != nil {
+		engine.Now = a.clock.Now
 	}
 	res, err := engine.RotateNow(ctx, secretID)
 	if err != nil && res.Outcome == "" {
@@ -98,14 +159,15 @@ func (a *app) rotateInProcess(ctx context.Context, store keystore.Store, s setti
 	return res, err
 }
 
-// outcomeOf names the outcome an engine error stands for.
+// outcomeOf names the outcome an engine or store error stands for. A store
+// that cannot be reached is transient, as the engine counts it.
 func outcomeOf(err error) rotation.Outcome {
 	switch {
 	case errors.Is(err, rotation.ErrInProgress):
 		return rotation.InProgress
 	case errors.Is(err, rotation.ErrRejected):
 		return rotation.Rejected
-	case errors.Is(err, rotation.ErrTransient):
+	case errors.Is(err, rotation.ErrTransient), errors.Is(err, keystore.ErrUnavailable):
 		return rotation.Transient
 	}
 	return rotation.Failed
@@ -126,21 +188,27 @@ func exitCodeOf(o rotation.Outcome) int {
 }
 
 type rotationJSON struct {
-	SecretID  string            `json:"secret_id"`
-	VersionID string            `json:"version_id,omitempty"`
-	Outcome   string            `json:"outcome"`
-	Failure   *keystore.Failure `json:"failure,omitempty"`
-	Error     string            `json:"error,omitempty"`
+	SecretID    string            `json:"secret_id"`
+	VersionID   string            `json:"version_id,omitempty"`
+	Outcome     string            `json:"outcome"`
+	ResumedFrom string            `json:"resumed_from,omitempty"`
+	Failure     *keystore.Failure `json:"failure,omitempty"`
+	Error       string            `json:"error,omitempty"`
 }
 
 // reportRotation prints the outcome on stdout and returns the error that
-// carries its exit code.
+// carries its exit code. JSON output is printed whatever the outcome, so
+// that a script always finds one object on stdout; the error also goes to
+// stderr.
 func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) error {
 	if res.Outcome == "" {
 		res.Outcome = rotation.Failed
 	}
 	if out == outputJSON {
-		j := rotationJSON{SecretID: res.SecretID, VersionID: res.VersionID, Outcome: string(res.Outcome), Failure: res.Failure}
+		j := rotationJSON{
+			SecretID: res.SecretID, VersionID: res.VersionID, Outcome: string(res.Outcome),
+			ResumedFrom: res.ResumedFrom, Failure: res.Failure,
+		}
 		if err != nil {
 			j.Error = err.Error()
 		}
@@ -152,7 +220,7 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 	}
 	code := exitCodeOf(res.Outcome)
 	if err != nil {
-		return rotationError(res.SecretID, code, err)
+		return rotationError(res, code, err)
 	}
 	if code != exitOK {
 		return errSilent{code}
@@ -160,185 +228,54 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 	return nil
 }
 
+// printRotation prints the outcome of a rotation that started. A rotation
+// that never started, such as one of a missing secret, has only its error,
+// on stderr.
 func (a *app) printRotation(res rotation.Result) {
-	version := ""
-	if res.VersionID != "" {
-		version = " version " + res.VersionID
+	if res.VersionID == "" {
+		return
+	}
+	if res.ResumedFrom != "" {
+		fmt.Fprintf(a.stdout, "resumed the rotation left in progress by version %s\n", res.ResumedFrom)
 	}
 	switch res.Outcome {
 	case rotation.Promoted:
-		fmt.Fprintf(a.stdout, "promoted %s%s to AWSCURRENT\n", res.SecretID, version)
+		fmt.Fprintf(a.stdout, "promoted %s version %s to AWSCURRENT\n", res.SecretID, res.VersionID)
 	case rotation.InProgress:
-		fmt.Fprintf(a.stdout, "rotation in progress: %s%s\n", res.SecretID, version)
+		fmt.Fprintf(a.stdout, "rotation in progress: %s version %s\n", res.SecretID, res.VersionID)
 	default:
-		fmt.Fprintf(a.stdout, "%s: %s%s was not promoted\n", res.Outcome, res.SecretID, version)
+		fmt.Fprintf(a.stdout, "%s: %s version %s was not promoted\n", res.Outcome, res.SecretID, res.VersionID)
 	}
-	if f := res.Failure; f != nil {
-		fmt.Fprintf(a.stdout, "last failure: %s at %s (%s): %s\n", f.Step, formatTime(f.At), f.Class, f.Reason)
+	// A failure outside the four steps is the error itself, which stderr
+	// shows; only a step's failure adds to it.
+	if f := res.Failure; f != nil && slices.Contains(rotation.Steps, rotation.Step(f.Step)) {
+		fmt.Fprintf(a.stdout, "failed step: %s at %s (%s): %s\n", f.Step, formatTime(f.At), f.Class, f.Reason)
 	}
 }
 
-func rotationError(secretID string, code int, err error) error {
+// rotationError gives err the outcome's exit code and the next step to
+// take, as a complete command.
+func rotationError(res rotation.Result, code int, err error) error {
+	var hinted *cliError
+	if errors.As(err, &hinted) && len(hinted.hints) > 0 {
+		hinted.code = code
+		return hinted
+	}
 	ce := withCode(code, err)
 	ce.code = code
+	id := res.SecretID
 	switch {
 	case errors.Is(err, rotation.ErrNothingToPromote):
-		ce.withHint("stage the next key first: rotator stage %s --file KEYFILE", secretID)
+		// The engine's message already gives the stage command.
+	case code == exitInProgress && strings.Contains(err.Error(), "rotator abandon"):
+		// The engine's message already gives the abandon command.
+		ce.withHint("see it with 'rotator status %s'", id)
 	case code == exitInProgress:
-		ce.withHint("wait for it to end, then see 'rotator status %s'", secretID)
+		ce.withHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", id, id)
 	case code == exitTransient:
-		ce.withHint("the provider or store failed for now; retry later")
+		ce.withHint("the provider or store failed for now; retry later with 'rotator rotate-now %s'", id)
 	case code == exitRejected:
-		ce.withHint("stage a working key with 'rotator stage %s --validate'", secretID)
+		ce.withHint("stage a working key with 'rotator stage %s --file KEYFILE --validate'", id)
 	}
 	return ce
-}
-
-// rotateOnAWS starts a rotation with RotateSecret and polls the secret
-// until it ends. The rotation Lambda runs the steps.
-func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, secretID string, f *rotateFlags) (rotation.Result, error) {
-	if res, err := precheckAWS(ctx, store, secretID); err != nil {
-		return res, err
-	}
-	token, err := store.BeginRotation(ctx, secretID, "")
-	if errors.Is(err, keystore.ErrInvalidRequest) {
-		return rotation.Result{Outcome: rotation.InProgress}, fmt.Errorf("rotate-now %s: %w", secretID, err)
-	}
-	if err != nil {
-		return rotation.Result{Outcome: rotation.Failed}, fmt.Errorf("rotate-now %s: %w", secretID, err)
-	}
-	if f.noWait {
-		return rotation.Result{VersionID: token, Outcome: rotation.InProgress}, nil
-	}
-	return a.pollRotation(ctx, store, secretID, token, f.timeout)
-}
-
-// precheckAWS rejects a rotation that is bound to fail, before RotateSecret
-// creates a pending version for it.
-func precheckAWS(ctx context.Context, store keystore.Store, secretID string) (rotation.Result, error) {
-	failed := rotation.Result{Outcome: rotation.Failed}
-	d, err := store.Describe(ctx, secretID)
-	if err != nil {
-		return failed, fmt.Errorf("rotate-now: %w", err)
-	}
-	if !keystore.IsManaged(d.Tags) {
-		return failed, fmt.Errorf("rotate-now: secret %s is not managed by keyturn: it has no %s tag", secretID, keystore.TagProvider)
-	}
-	settings, err := keystore.SettingsFromTags(d.Tags)
-	if err != nil {
-		return failed, fmt.Errorf("rotate-now: secret %s: %w", secretID, err)
-	}
-	if pending := stuckPending(d); pending != "" {
-		return rotation.Result{VersionID: pending, Outcome: rotation.InProgress},
-			fmt.Errorf("rotate-now %s: %w: AWSPENDING is on version %s", secretID, rotation.ErrInProgress, pending)
-	}
-	if settings.Issuer == keystore.IssuerStaged && d.VersionWithStage(keystore.StageStaged) == "" {
-		return failed, fmt.Errorf("rotate-now %s: %w: issuer is staged and no key is staged", secretID, rotation.ErrNothingToPromote)
-	}
-	return rotation.Result{}, nil
-}
-
-// stuckPending returns the version holding AWSPENDING if it is not also
-// AWSCURRENT's, which means a rotation has not finished.
-func stuckPending(d keystore.Description) string {
-	pending := d.VersionWithStage(keystore.StagePending)
-	if pending == "" || pending == d.VersionWithStage(keystore.StageCurrent) {
-		return ""
-	}
-	return pending
-}
-
-// pollRotation describes the secret until the rotation of token ends or
-// timeout passes, and reads the outcome from the labels.
-func (a *app) pollRotation(ctx context.Context, store keystore.Store, secretID, token string, timeout time.Duration) (rotation.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	interval := a.pollInterval
-	if interval <= 0 {
-		interval = defaultPollInterval
-	}
-	for {
-		res, done, err := rotationState(ctx, store, secretID, token)
-		if done || err != nil && ctx.Err() == nil {
-			return res, err
-		}
-		select {
-		case <-ctx.Done():
-			return a.timedOut(store, secretID, token, timeout)
-		case <-time.After(interval):
-		}
-	}
-}
-
-// rotationState reads the outcome of the rotation of token: done is false
-// while AWSPENDING is still on token.
-func rotationState(ctx context.Context, store keystore.Store, secretID, token string) (rotation.Result, bool, error) {
-	res := rotation.Result{VersionID: token}
-	d, err := store.Describe(ctx, secretID)
-	if err != nil {
-		// The rotation has started and goes on without us.
-		res.Outcome = rotation.InProgress
-		return res, false, fmt.Errorf("rotate-now %s version %s: %w: the rotation started but its state cannot be read: %w",
-			secretID, token, rotation.ErrInProgress, err)
-	}
-	current := d.VersionWithStage(keystore.StageCurrent) == token
-	pending := d.VersionWithStage(keystore.StagePending) == token
-	if current {
-		// finishSecret removes AWSPENDING after moving AWSCURRENT; waiting
-		// for that lets it finish its work before we report.
-		res.Outcome = rotation.Promoted
-		return res, !pending, nil
-	}
-	if pending {
-		return res, false, nil
-	}
-	res.Failure = failureFor(ctx, store, secretID, token)
-	if res.Failure != nil && res.Failure.Class == "rejected" {
-		res.Outcome = rotation.Rejected
-		return res, true, fmt.Errorf("rotate-now %s version %s: %w: %s", secretID, token, rotation.ErrRejected, res.Failure.Reason)
-	}
-	res.Outcome = rotation.Failed
-	return res, true, fmt.Errorf("rotate-now %s version %s: the rotation ended without promoting the version; the rotation function's logs say why", secretID, token)
-}
-
-// timedOut reports a rotation still pending at the timeout: in progress, or
-// transient if a failure of this rotation is recorded.
-func (a *app) timedOut(store keystore.Store, secretID, token string, timeout time.Duration) (rotation.Result, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res := rotation.Result{VersionID: token, Outcome: rotation.InProgress}
-	if d, err := store.Describe(ctx, secretID); err == nil && d.VersionWithStage(keystore.StageCurrent) == token {
-		res.Outcome = rotation.Promoted
-		return res, nil
-	}
-	if res.Failure = failureFor(ctx, store, secretID, token); res.Failure != nil {
-		res.Outcome = rotation.Transient
-		return res, fmt.Errorf("rotate-now %s version %s: %w: still pending after %s: %s",
-			secretID, token, rotation.ErrTransient, timeout, res.Failure.Reason)
-	}
-	return res, fmt.Errorf("rotate-now %s version %s: %w: still pending after %s; Secrets Manager retries failed steps",
-		secretID, token, rotation.ErrInProgress, timeout)
-}
-
-// failureFor returns the last_failure recorded for the rotation of token
-// in the KEYTURN_REJECTED version, or nil.
-func failureFor(ctx context.Context, store keystore.Store, secretID, token string) *keystore.Failure {
-	f := lastFailure(ctx, store, secretID)
-	if f == nil || f.VersionID != token {
-		return nil
-	}
-	return f
-}
-
-// lastFailure reads last_failure from the KEYTURN_REJECTED version, or nil.
-func lastFailure(ctx context.Context, store keystore.Store, secretID string) *keystore.Failure {
-	v, err := store.Get(ctx, secretID, keystore.ByStage(keystore.StageRejected))
-	if err != nil {
-		return nil
-	}
-	value, err := keystore.ParseValue(v.Value)
-	if err != nil {
-		return nil
-	}
-	return value.LastFailure
 }

@@ -35,8 +35,8 @@ type app struct {
 	openAWS func(ctx context.Context, region string) (keystore.Store, error)
 	// pollInterval is how often rotate-now polls an AWS rotation; 0 is 2s.
 	pollInterval time.Duration
-	// clock drives serve's and dev's schedules and status's "now"; nil is
-	// the wall clock.
+	// clock drives serve's and dev's schedules, status's "now" and the age
+	// rotate-now judges a left-over rotation by; nil is the wall clock.
 	clock scheduler.Clock
 	// devReady, if set, is called by `rotator dev` once its first rotation
 	// is done, with the store it runs on.
@@ -60,6 +60,7 @@ func commands() []command {
 		{"add", "create a managed secret on the file store", (*app).add},
 		{"stage", "store the next key of a secret, read from a file or stdin", (*app).stage},
 		{"rotate-now", "rotate a secret now and report the outcome", (*app).rotateNow},
+		{"abandon", "drop a secret's unfinished rotation (its AWSPENDING label)", (*app).abandon},
 		{"status", "show versions, schedules and failures of managed secrets", (*app).status},
 		{"serve", "run the rotation schedules of the file store", (*app).serve},
 		{"dev", "run a complete local setup against a stand-in provider", (*app).dev},
@@ -169,15 +170,17 @@ func (a *app) clockNow() time.Time {
 // parseArgs parses flags and positional arguments in any order, as users of
 // `rotator add SECRET --provider openai` expect; the flag package alone stops
 // at the first positional argument. Everything after "--" is positional.
+// For -h it prints the command's help and returns flag.ErrHelp.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.Usage()
 				return nil, err
 			}
 			return nil, usageErrorf("%s: %v", fs.Name(), err).
-				withHint("run 'rotator %s -h' for its flags", fs.Name())
+				withHint("run 'rotator help %s' for usage", fs.Name())
 		}
 		consumed := len(args) - fs.NArg()
 		if consumed > 0 && args[consumed-1] == "--" {
@@ -191,17 +194,24 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// parseFlags runs fs.Parse with Usage silenced, because the flag package
+// calls Usage on every parse error and a one-line error reads better than
+// the whole help text.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	defer func() { fs.Usage = usage }()
+	return fs.Parse(args)
+}
+
 // oneSecretArg returns the single SECRET argument of a command.
 func oneSecretArg(cmd string, positional []string) (string, error) {
 	switch len(positional) {
 	case 0:
 		return "", usageErrorf("%s: missing SECRET argument", cmd).
-			withHint("usage: rotator %s SECRET [flags]; run 'rotator %s -h' for details", cmd, cmd)
+			withHint("usage: rotator %s SECRET [flags]; run 'rotator help %s' for details", cmd, cmd)
 	case 1:
-		if strings.TrimSpace(positional[0]) == "" {
-			return "", usageErrorf("%s: SECRET is empty", cmd)
-		}
-		return positional[0], nil
+		return positional[0], checkSecretArg(cmd, positional[0])
 	}
 	// The extra arguments are not echoed: a key pasted as an argument of
 	// stage must not reach the terminal's scrollback a second time.
@@ -209,8 +219,47 @@ func oneSecretArg(cmd string, positional []string) (string, error) {
 		withHint("keys are never arguments: rotator stage reads them from --file or standard input")
 }
 
-// newFlagSet returns a flag set whose -h prints help to stdout and whose
-// parse errors are reported by the caller, not the flag package.
+// Secrets Manager's rule for secret names, which both stores apply: 1 to
+// 512 ASCII letters, digits and /_+=.@-.
+const (
+	maxSecretIDLen      = 512
+	secretIDPunctuation = "/_+=.@-"
+)
+
+// checkSecretArg applies the secret name rule to a SECRET argument, so that
+// a mistyped id is a usage error before any store is opened. An ARN, which
+// the AWS store also accepts, is left to the store. The id is not echoed
+// when it is long or has control characters, because it may be a pasted
+// key.
+func checkSecretArg(cmd, id string) error {
+	if strings.TrimSpace(id) == "" {
+		return usageErrorf("%s: SECRET is empty: use 1 to %d letters, digits and %s", cmd, maxSecretIDLen, secretIDPunctuation)
+	}
+	if strings.HasPrefix(id, "arn:") {
+		return nil
+	}
+	if len(id) > maxSecretIDLen {
+		return usageErrorf("%s: SECRET is %d characters long: the maximum is %d", cmd, len(id), maxSecretIDLen)
+	}
+	for i, r := range id {
+		if !isSecretIDRune(r) {
+			return usageErrorf("%s: invalid SECRET: character %q at byte %d is not allowed: use letters, digits and %s",
+				cmd, r, i, secretIDPunctuation)
+		}
+	}
+	return nil
+}
+
+func isSecretIDRune(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return true
+	}
+	return strings.ContainsRune(secretIDPunctuation, r)
+}
+
+// newFlagSet returns a flag set whose Usage prints the command's help to
+// stdout; parseArgs calls it for -h only.
 func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

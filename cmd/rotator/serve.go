@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/internal/scheduler"
@@ -18,6 +20,14 @@ secrets and changed schedules are picked up, and computes each next rotation
 from the secret's last rotation, which is stored. A secret whose rotation
 fails is retried with backoff (1 minute, doubling up to 1 hour) without
 holding up the others. One log line per rotation outcome goes to stderr.
+
+A secret that cannot be read is logged and skipped, and the others are
+rotated. With --once, serve exits 1 if any secret could not be read or any
+rotation failed.
+
+One serve (or dev) runs on a store at a time: it holds the lock file
+serve.lock in the store directory, and a second one exits with an error.
+The operator commands work while it runs.
 
 Ctrl-C or SIGTERM stops it; a rotation in flight gets --stop-timeout to end.
 On AWS, Secrets Manager runs the schedules; this command rejects aws:// stores.
@@ -38,7 +48,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	var f serveFlags
 	fs := a.newFlagSet("serve", serveUsage)
 	f.register(fs)
-	fs.BoolVar(&f.once, "once", false, "rotate the secrets that are due now, wait for them, and exit; exit code 1 if any failed")
+	fs.BoolVar(&f.once, "once", false, "rotate the secrets that are due now, wait for them, and exit; exit code 1 if a secret could not be read or a rotation failed")
 	fs.DurationVar(&f.rescan, "rescan", scheduler.DefaultRescan, "longest wait between two reads of the store, as a Go `DURATION`")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", scheduler.DefaultStopTimeout, "how long a rotation in flight may take to end after Ctrl-C or SIGTERM, as a Go `DURATION`")
 	positional, err := parseArgs(fs, args)
@@ -63,11 +73,16 @@ func (a *app) runServe(ctx context.Context, f *serveFlags) error {
 		return withCode(exitError, fmt.Errorf("serve: store %s is on AWS, where Secrets Manager runs the rotation schedules", s.store.raw)).
 			withHint("use serve with a file store; on AWS, 'rotator rotate-now' starts a rotation at once")
 	}
-	store, closeStore, err := a.openStore(ctx, s)
+	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	unlock, err := lockInstance(s.store.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 
 	logger := a.stderrLogger(slog.LevelInfo)
 	engine, err := newEngine(store, s, a.getenv, logger)
@@ -84,11 +99,25 @@ func (a *app) runServe(ctx context.Context, f *serveFlags) error {
 		return sched.Run(ctx)
 	}
 	failed, err := sched.RunOnce(ctx)
-	if err != nil {
+	return onceError(failed, err)
+}
+
+// onceError reports the end of `serve --once`: the secrets that could not
+// be read, and the number of rotations that failed.
+func onceError(failed int, err error) error {
+	var listErr *scheduler.ListError
+	if err != nil && !errors.As(err, &listErr) {
 		return err
 	}
-	if failed > 0 {
-		return fmt.Errorf("serve: %d rotations failed; the log lines above say why", failed)
+	var problems []string
+	if listErr != nil {
+		problems = append(problems, listErr.Error())
 	}
-	return nil
+	if failed > 0 {
+		problems = append(problems, plural(failed, "rotation")+" failed")
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("serve: %s; the log lines above say why", strings.Join(problems, "; "))
 }

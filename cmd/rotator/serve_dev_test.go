@@ -18,7 +18,8 @@ func TestServeOnce(t *testing.T) {
 	r := e.mustRun(exitOK, "serve", "--once")
 	assertContains(t, "stderr", r.stderr, "rotation promoted")
 	assertContains(t, "stderr", r.stderr, "secret_id=app/due")
-	assertContains(t, "stderr", r.stderr, "no staged key")
+	assertContains(t, "stderr", r.stderr, "rotation due but no key is staged")
+	assertContains(t, "stderr", r.stderr, `due_since="never rotated"`)
 	if st := e.status("app/due"); st.LastRotated == nil {
 		t.Errorf("app/due was not rotated")
 	}
@@ -112,7 +113,7 @@ func TestDevStartsRotatesAndStops(t *testing.T) {
 	delete(e.vars, "KEYTURN_ALLOW_LOOPBACK")
 	dir := t.TempDir()
 	r := runDev(t, e, dir)
-	for _, want := range []string{dir, "dev/openai", "every 1h0m0s", "Press Ctrl-C to stop"} {
+	for _, want := range []string{dir, "dev/openai", "every 1h", "Press Ctrl-C to stop"} {
 		assertContains(t, "stdout", r.stdout, want)
 	}
 	for _, step := range rotation.Steps {
@@ -131,14 +132,17 @@ func TestDevStartsRotatesAndStops(t *testing.T) {
 	if first.LastRotated == nil || len(first.Versions) == 0 {
 		t.Fatalf("dev/openai after dev: %+v", first)
 	}
-	if first.Rotation.DevInterval != "1h0m0s" {
-		t.Errorf("status dev_interval = %q, want 1h0m0s", first.Rotation.DevInterval)
+	if first.SettingsError != "" {
+		t.Errorf("status without --allow-loopback calls dev's own secret invalid: %s", first.SettingsError)
+	}
+	if first.Rotation.DevInterval != "1h" {
+		t.Errorf("status dev_interval = %q, want 1h", first.Rotation.DevInterval)
 	}
 	if first.NextRotation == nil || !first.NextRotation.Equal(first.LastRotated.Add(time.Hour)) {
 		t.Errorf("next rotation = %v, want an hour after the last rotation %v", first.NextRotation, first.LastRotated)
 	}
 	text := e.mustRun(exitOK, "status", "dev/openai").stdout
-	assertContains(t, "status", text, "every 1h0m0s while 'rotator dev' runs")
+	assertContains(t, "status", text, "every 1h while 'rotator dev' runs")
 
 	// A second run reuses the directory and points the secret at the new
 	// stand-in.

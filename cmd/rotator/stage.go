@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
@@ -73,7 +75,7 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	if f.keyID != "" {
 		value.KeyID = f.keyID
 	}
-	store, closeStore, err := a.openStore(ctx, s)
+	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
 	}
@@ -84,19 +86,19 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	}
 	versionID, err := engine.Stage(ctx, secretID, value, f.validate)
 	if err != nil {
-		return stageError(secretID, err)
+		return stageError(secretID, s, err)
 	}
 	return a.printStaged(secretID, versionID, f)
 }
 
-func stageError(secretID string, err error) error {
+func stageError(secretID string, s settings, err error) error {
 	switch {
 	case errors.Is(err, rotation.ErrRejected):
 		return withCode(exitRejected, err).withHint("the provider rejected the key, so nothing was staged: check that it is the right key for this secret")
 	case errors.Is(err, rotation.ErrTransient):
 		return withCode(exitTransient, err).withHint("nothing was staged; try again later, or stage without --validate")
 	case errors.Is(err, keystore.ErrNotFound):
-		return withCode(exitError, err).withHint("create the secret first: 'rotator add %s' on the file store, Terraform on AWS", secretID)
+		return notFoundError("stage", secretID, s)
 	}
 	return err
 }
@@ -127,18 +129,54 @@ func (a *app) readValue(path string) (keystore.Value, error) {
 	if err != nil {
 		return keystore.Value{}, err
 	}
-	if bytes.HasPrefix(bytes.TrimLeft(data, " \t\r\n"), []byte("{")) {
-		v, err := keystore.ParseValue(keystore.NewSecret(string(data)))
-		if err != nil {
-			return keystore.Value{}, withCode(exitError, fmt.Errorf("stage: %s: %w", name, err))
-		}
-		return v, nil
+	if err := checkEncoding(name, data); err != nil {
+		return keystore.Value{}, err
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	switch {
+	case bytes.HasPrefix(trimmed, []byte("{")):
+		return parseValueObject(name, data)
+	case bytes.HasPrefix(trimmed, []byte("[")):
+		return keystore.Value{}, inputError(name, "a JSON array is not a key")
+	case bytes.HasPrefix(trimmed, []byte(`"`)):
+		return keystore.Value{}, inputError(name, "a quoted JSON string is not a key")
 	}
 	key, err := parseBareKey(name, data)
 	if err != nil {
 		return keystore.Value{}, err
 	}
 	return keystore.Value{APIKey: key}, nil
+}
+
+// inputError reports a malformed key input with the forms it may take.
+func inputError(name, problem string) error {
+	return withCode(exitError, fmt.Errorf(`stage: %s: %s: give the bare key on one line, or a value object {"api_key": "…"}`, name, problem))
+}
+
+// checkEncoding rejects a byte order mark, which editors on some systems
+// add and which no provider accepts as part of a key.
+func checkEncoding(name string, data []byte) error {
+	switch {
+	case bytes.HasPrefix(data, []byte("\xef\xbb\xbf")):
+		return withCode(exitError, fmt.Errorf("stage: %s starts with a UTF-8 byte order mark", name)).
+			withHint("save the file without a byte order mark (in most editors: encoding UTF-8, not UTF-8 with BOM)")
+	case bytes.HasPrefix(data, []byte("\xff\xfe")), bytes.HasPrefix(data, []byte("\xfe\xff")):
+		return withCode(exitError, fmt.Errorf("stage: %s is UTF-16 text", name)).
+			withHint("save the file as plain ASCII or UTF-8 without a byte order mark")
+	}
+	return nil
+}
+
+// parseValueObject reads a value JSON object and checks its key.
+func parseValueObject(name string, data []byte) (keystore.Value, error) {
+	v, err := keystore.ParseValue(keystore.NewSecret(string(data)))
+	if err != nil {
+		return keystore.Value{}, withCode(exitError, fmt.Errorf("stage: %s: %w", name, err))
+	}
+	if problem := keyProblem(v.APIKey.Reveal()); problem != "" {
+		return keystore.Value{}, inputError(name, "the api_key "+problem)
+	}
+	return v, nil
 }
 
 func (a *app) readInput(path string) ([]byte, string, error) {
@@ -174,24 +212,52 @@ func parseBareKey(name string, data []byte) (keystore.Secret, error) {
 	s := string(data)
 	s = strings.TrimSuffix(s, "\n")
 	s = strings.TrimSuffix(s, "\r")
-	hint := "put only the key in the file, on one line, or a value JSON object starting with {"
 	switch {
 	case strings.TrimSpace(s) == "":
-		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: %s is empty: expected a key", name)).withHint("%s", hint)
+		return keystore.Secret{}, inputError(name, "is empty: expected a key")
 	case strings.ContainsAny(s, "\r\n"):
 		lines := strings.Count(s, "\n") + 1
-		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: %s has %d lines: expected one key on one line", name, lines)).withHint("%s", hint)
-	case strings.ContainsAny(s, " \t\v\f"):
-		return keystore.Secret{}, withCode(exitError, fmt.Errorf("stage: the key in %s contains spaces or tabs, which no provider key has", name)).withHint("%s", hint)
+		return keystore.Secret{}, inputError(name, fmt.Sprintf("has %d lines: expected one key on one line", lines))
+	}
+	if problem := keyProblem(s); problem != "" {
+		return keystore.Secret{}, inputError(name, "the key "+problem)
 	}
 	return keystore.NewSecret(s), nil
 }
 
+// keyProblem returns why key can never be a provider key, or "". Provider
+// keys are printable ASCII without spaces. The problem names a byte
+// offset, never the character, because the key is secret.
+func keyProblem(key string) string {
+	if !utf8.ValidString(key) {
+		return "is not valid UTF-8 text: check that the file holds the key itself, not a binary file"
+	}
+	for i, r := range key {
+		switch {
+		case r == 0:
+			return fmt.Sprintf("contains a NUL byte at byte %d", i)
+		case r == ' ' || r == '\t':
+			return "contains spaces or tabs, which no provider key has"
+		case r < 0x20 || r == 0x7f:
+			return fmt.Sprintf("contains a control character at byte %d", i)
+		case r > unicode.MaxASCII:
+			return fmt.Sprintf("contains a non-ASCII character at byte %d, which no provider key has: retype or copy the key again (an editor may have replaced a character, such as - with a dash)", i)
+		}
+	}
+	return ""
+}
+
+// isTerminal reports whether r is a terminal: a character device other than
+// the null device, which is one too.
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
 	}
 	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(fi, null)
 }

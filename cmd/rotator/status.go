@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -9,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -18,13 +21,20 @@ Usage: rotator status [SECRET...] [--output text|json]
 
 Shows each managed secret (one with a keyturn:provider tag), or the named
 ones: settings, versions and their labels, the last and next rotation, a
-rotation stuck in progress, the last failure and whether a key is staged.
-Never prints a key.
+rotation in progress, the last rejected key and whether a key is staged.
+Never prints a key. A secret that cannot be read or is not found is
+reported on stderr, after the others are shown, and the exit code is 1.
+
+The last rejected key is the KEYTURN_REJECTED version, which records why
+the provider rejected it and which rotation it came from. Transient
+failures (timeouts, rate limits, outages) are not recorded in the store:
+'rotator serve' logs them, and 'rotator rotate-now' reports them.
 
 With --output json it prints one object:
   {"secrets": [{
     "secret_id": "prod/openai",
-    "settings": {"provider": "openai", "base_url": "...", "issuer": "staged", ...},
+    "settings": {"provider": "openai", "base_url": "...", "issuer": "staged",
+                 "grace": "24h", ...},
     "settings_error": "...",              (only when the tags are invalid)
     "rotation": {"enabled": true, "schedule": "rate(30 days)", "window": "3h",
                  "dev_interval": "30s",   (only on the secret of 'rotator dev')
@@ -32,12 +42,15 @@ With --output json it prints one object:
     "last_rotated": "2026-01-02T03:04:05Z",   (null if never)
     "next_rotation": "2026-02-01T00:00:00Z",  (null if not scheduled)
     "staged": {"version_id": "..."},          (null if none)
-    "stuck": {"version_id": "...", "since": "..."},  (null unless a rotation is stuck)
-    "last_failure": {"step": "testSecret", "at": "...", "version_id": "...",
+    "rotation_in_progress": {"version_id": "...", "since": "...",
+                 "stale_at": "...", "stale": false},  (null if none;
+                 stale_at only on the file store)
+    "last_failure": {"rejected_version_id": "...", "rotation_token": "...",
+                     "step": "testSecret", "at": "...",
                      "class": "rejected", "reason": "..."},  (null if none)
     "versions": [{"version_id": "...", "stages": ["AWSCURRENT"], "created": "..."}]
   }]}
-Times are RFC 3339 in UTC.
+Times are RFC 3339 in UTC; durations are Go durations such as 24h or 1h30m.
 
 Example:
   rotator status prod/openai --output json
@@ -57,61 +70,101 @@ func (a *app) status(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, id := range ids {
+		if err := checkSecretArg("status", id); err != nil {
+			return err
+		}
+	}
 
 	s, err := a.resolve(&f.storeFlags)
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := a.openStore(ctx, s)
+	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 
-	descs, err := describeManaged(ctx, store, ids)
-	if err != nil {
-		return err
-	}
-	now := a.clockNow()
+	descs, problems := describeManaged(ctx, store, s, ids)
+	r := statusReader{store: store, policy: s.policy(), now: a.clockNow(),
+		engine: &rotation.Engine{Store: store, Now: a.clockNow}}
 	report := statusReport{Secrets: []secretStatus{}}
 	for _, d := range descs {
-		report.Secrets = append(report.Secrets, statusOf(ctx, store, d, now))
+		report.Secrets = append(report.Secrets, r.statusOf(ctx, d))
 	}
 
 	if f.output == outputJSON {
-		return a.writeJSON(report)
+		if err := a.writeJSON(report); err != nil {
+			return err
+		}
+	} else if len(descs) > 0 || len(problems) == 0 {
+		a.printStatus(report, s.store.raw)
 	}
-	a.printStatus(report, s.store.raw)
-	return nil
+	return a.reportProblems(problems)
 }
 
 // describeManaged describes the named secrets, or lists every managed one.
-func describeManaged(ctx context.Context, store keystore.Store, ids []string) ([]keystore.Description, error) {
+// It returns every description it could read, and an error for each
+// secret it could not read or that is not managed.
+func describeManaged(ctx context.Context, store keystore.Store, s settings, ids []string) ([]keystore.Description, []error) {
 	if len(ids) == 0 {
 		all, err := store.List(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("status: %w", err)
-		}
 		var managed []keystore.Description
 		for _, d := range all {
 			if keystore.IsManaged(d.Tags) {
 				managed = append(managed, d)
 			}
 		}
-		return managed, nil
+		return managed, listProblems(err)
 	}
 	var descs []keystore.Description
+	var problems []error
 	for _, id := range ids {
 		d, err := store.Describe(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("status: %w", err)
+		switch {
+		case errors.Is(err, keystore.ErrNotFound):
+			problems = append(problems, notFoundError("status", id, s))
+		case err != nil:
+			problems = append(problems, fmt.Errorf("status: %w", err))
+		case !keystore.IsManaged(d.Tags):
+			problems = append(problems, notManagedError("status", id))
+		default:
+			descs = append(descs, d)
 		}
-		if !keystore.IsManaged(d.Tags) {
-			return nil, fmt.Errorf("status: secret %s is not managed by keyturn: it has no %s tag", id, keystore.TagProvider)
-		}
-		descs = append(descs, d)
 	}
-	return descs, nil
+	return descs, problems
+}
+
+// listProblems splits the error of a List, which joins one error per
+// secret it could not read, so that each is reported on its own line.
+func listProblems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	var problems []error
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			problems = append(problems, fmt.Errorf("status: %w", e))
+		}
+		return problems
+	}
+	return []error{fmt.Errorf("status: %w", err)}
+}
+
+// reportProblems prints each error on stderr, as exit does for one, and
+// returns an error that exits 1 if there were any.
+func (a *app) reportProblems(problems []error) error {
+	switch len(problems) {
+	case 0:
+		return nil
+	case 1:
+		return problems[0]
+	}
+	for _, p := range problems {
+		a.exit(p)
+	}
+	return errSilent{exitError}
 }
 
 type statusReport struct {
@@ -119,16 +172,28 @@ type statusReport struct {
 }
 
 type secretStatus struct {
-	SecretID      string            `json:"secret_id"`
-	Settings      keystore.Settings `json:"settings"`
-	SettingsError string            `json:"settings_error,omitempty"`
-	Rotation      rotationStatus    `json:"rotation"`
-	LastRotated   *time.Time        `json:"last_rotated"`
-	NextRotation  *time.Time        `json:"next_rotation"`
-	Staged        *stagedStatus     `json:"staged"`
-	Stuck         *stuckStatus      `json:"stuck"`
-	LastFailure   *keystore.Failure `json:"last_failure"`
-	Versions      []versionStatus   `json:"versions"`
+	SecretID      string          `json:"secret_id"`
+	Settings      settingsStatus  `json:"settings"`
+	SettingsError string          `json:"settings_error,omitempty"`
+	Rotation      rotationStatus  `json:"rotation"`
+	LastRotated   *time.Time      `json:"last_rotated"`
+	NextRotation  *time.Time      `json:"next_rotation"`
+	Staged        *stagedStatus   `json:"staged"`
+	InProgress    *pendingStatus  `json:"rotation_in_progress"`
+	LastFailure   *rejectedStatus `json:"last_failure"`
+	Versions      []versionStatus `json:"versions"`
+}
+
+// settingsStatus is keystore.Settings with the grace period in the compact
+// form of formatDuration.
+type settingsStatus struct {
+	Provider       string   `json:"provider"`
+	BaseURL        string   `json:"base_url"`
+	Issuer         string   `json:"issuer,omitempty"`
+	IssuerSecret   string   `json:"issuer_secret,omitempty"`
+	RequiredModels []string `json:"required_models,omitempty"`
+	Probe          string   `json:"probe,omitempty"`
+	Grace          string   `json:"grace,omitempty"`
 }
 
 type rotationStatus struct {
@@ -143,9 +208,31 @@ type stagedStatus struct {
 	VersionID string `json:"version_id"`
 }
 
-type stuckStatus struct {
+// pendingStatus is a rotation in progress: AWSPENDING on a version that is
+// not AWSCURRENT's.
+type pendingStatus struct {
 	VersionID string     `json:"version_id"`
 	Since     *time.Time `json:"since"`
+	// StaleAt is when a rotation on the file store is taken for abandoned
+	// by a stopped rotator, and the next rotation resumes it. It is nil on
+	// AWS, where Secrets Manager retries the steps.
+	StaleAt *time.Time `json:"stale_at,omitempty"`
+	Stale   bool       `json:"stale"`
+	onAWS   bool
+}
+
+// rejectedStatus is the last_failure record of the KEYTURN_REJECTED
+// version.
+type rejectedStatus struct {
+	// VersionID is the KEYTURN_REJECTED version, which holds the key.
+	VersionID string `json:"rejected_version_id"`
+	// RotationToken is the rotation the key was rejected in. That version
+	// was cleared when the rotation ended, so it is not listed.
+	RotationToken string    `json:"rotation_token"`
+	Step          string    `json:"step"`
+	At            time.Time `json:"at"`
+	Class         string    `json:"class"`
+	Reason        string    `json:"reason"`
 }
 
 type versionStatus struct {
@@ -154,25 +241,93 @@ type versionStatus struct {
 	Created   *time.Time `json:"created"`
 }
 
+// statusReader gathers the status of secrets in one store.
+type statusReader struct {
+	store  keystore.Store
+	policy *provider.Policy
+	now    time.Time
+	// engine reads the file store's rotations in progress, as the rotators
+	// that would resume them judge them.
+	engine *rotation.Engine
+}
+
 // statusOf gathers one secret's status. Problems with the secret (invalid
 // tags or schedule) are part of the status, not errors.
-func statusOf(ctx context.Context, store keystore.Store, d keystore.Description, now time.Time) secretStatus {
+func (r statusReader) statusOf(ctx context.Context, d keystore.Description) secretStatus {
 	st := secretStatus{SecretID: d.SecretID, LastRotated: timePtr(d.LastRotated)}
 	settings, err := keystore.SettingsFromTags(d.Tags)
-	st.Settings = settings
+	if err == nil {
+		// The checks the rotation makes before it sends a key anywhere.
+		err = provider.Validate(settings, r.policyFor(d))
+	}
+	st.Settings = settingsStatusOf(settings)
 	if err != nil {
 		st.SettingsError = err.Error()
 	}
-	st.Rotation, st.NextRotation = rotationOf(d, now)
+	st.Rotation, st.NextRotation = rotationOf(d, r.now)
 	if id := d.VersionWithStage(keystore.StageStaged); id != "" {
 		st.Staged = &stagedStatus{VersionID: id}
 	}
-	st.Versions = versionsOf(ctx, store, d)
-	if id := stuckPending(d); id != "" {
-		st.Stuck = &stuckStatus{VersionID: id, Since: createdOf(st.Versions, id)}
-	}
-	st.LastFailure = lastFailure(ctx, store, d.SecretID)
+	st.Versions = versionsOf(ctx, r.store, d)
+	st.InProgress = r.pendingOf(ctx, d, st.Versions)
+	// NOTE: only rejections are recorded, in KEYTURN_REJECTED. A transient
+	// failure leaves no trace in the store, so a secret whose rotations
+	// keep timing out shows no last_failure here.
+	st.LastFailure = lastRejected(ctx, r.store, d.SecretID)
 	return st
+}
+
+// policyFor returns the host policy a secret's rotator applies. The secret
+// of `rotator dev` is rotated only by dev, which allows its loopback
+// stand-in, so status judges it that way too.
+func (r statusReader) policyFor(d keystore.Description) *provider.Policy {
+	if _, ok := d.Tags[devIntervalTag]; ok && !r.policy.AllowsLoopback() {
+		return provider.NewPolicy(r.policy.RelayHosts(), true)
+	}
+	return r.policy
+}
+
+func settingsStatusOf(s keystore.Settings) settingsStatus {
+	out := settingsStatus{
+		Provider: s.Provider, BaseURL: s.BaseURL, Issuer: s.Issuer, IssuerSecret: s.IssuerSecret,
+		RequiredModels: s.RequiredModels, Probe: s.Probe,
+	}
+	if s.Grace != 0 {
+		out.Grace = formatDuration(time.Duration(s.Grace))
+	}
+	return out
+}
+
+// pendingOf describes the rotation in progress, if any. On the file store
+// the engine gives its start and the time it goes stale.
+func (r statusReader) pendingOf(ctx context.Context, d keystore.Description, versions []versionStatus) *pendingStatus {
+	id := pendingVersion(d)
+	if id == "" {
+		return nil
+	}
+	ps := &pendingStatus{VersionID: id, Since: createdOf(versions, id), onAWS: d.Rotation.LambdaARN != ""}
+	if ps.onAWS {
+		return ps
+	}
+	p, ok, err := r.engine.PendingRotation(ctx, d)
+	if err != nil || !ok || p.VersionID != id {
+		return ps
+	}
+	ps.Since, ps.StaleAt, ps.Stale = timePtr(p.Since), timePtr(p.StaleAt), p.StaleIn <= 0
+	return ps
+}
+
+// lastRejected returns the last_failure of the KEYTURN_REJECTED version,
+// or nil.
+func lastRejected(ctx context.Context, store keystore.Store, secretID string) *rejectedStatus {
+	id, f := readRejected(ctx, store, secretID)
+	if f == nil {
+		return nil
+	}
+	return &rejectedStatus{
+		VersionID: id, RotationToken: f.VersionID,
+		Step: f.Step, At: f.At.UTC(), Class: f.Class, Reason: f.Reason,
+	}
 }
 
 // rotationOf describes the schedule and the next rotation: the store's if
@@ -215,8 +370,8 @@ func devRotationOf(r rotationStatus, d keystore.Description, tag string, now tim
 		return r, nil
 	}
 	sched := schedule.Every(interval)
-	r.Schedule = sched.String()
-	r.DevInterval = interval.String()
+	r.Schedule = fmt.Sprintf("every %s (development only)", formatDuration(interval))
+	r.DevInterval = formatDuration(interval)
 	if !r.Enabled {
 		return r, nil
 	}
@@ -324,11 +479,12 @@ func (a *app) printSecretStatus(s secretStatus) {
 	row("last rotated", optTime(s.LastRotated, "never"))
 	row("next rotation", optTime(s.NextRotation, "-"))
 	row("staged key", stagedText(s.Staged))
-	if s.Stuck != nil {
-		row("stuck rotation", fmt.Sprintf("AWSPENDING on %s since %s", s.Stuck.VersionID, optTime(s.Stuck.Since, "unknown")))
+	if p := s.InProgress; p != nil {
+		row("in progress", pendingText(s.SecretID, p))
 	}
 	if f := s.LastFailure; f != nil {
-		row("last failure", fmt.Sprintf("%s at %s, %s: %s (version %s)", f.Step, formatTime(f.At), f.Class, f.Reason, f.VersionID))
+		row("last rejected key", fmt.Sprintf("version %s (%s), from rotation %s: %s at %s, %s: %s",
+			f.VersionID, keystore.StageRejected, f.RotationToken, f.Step, formatTime(f.At), f.Class, f.Reason))
 	}
 	if len(s.Versions) == 0 {
 		row("versions", "none yet")
@@ -349,7 +505,7 @@ func (a *app) printVersions(versions []versionStatus) {
 	tw.Flush()
 }
 
-func issuerText(s keystore.Settings) string {
+func issuerText(s settingsStatus) string {
 	if s.IssuerSecret == "" {
 		return s.Issuer
 	}
@@ -380,6 +536,21 @@ func scheduleText(r rotationStatus) string {
 		text += " (INVALID: " + r.ScheduleError + ")"
 	}
 	return text
+}
+
+// pendingText describes a rotation in progress and what will end it.
+func pendingText(secretID string, p *pendingStatus) string {
+	text := fmt.Sprintf("version %s (%s) since %s", p.VersionID, keystore.StagePending, optTime(p.Since, "an unknown time"))
+	switch {
+	case p.onAWS:
+		return text + "; Secrets Manager retries its steps until it ends"
+	case p.StaleAt == nil:
+		return text + fmt.Sprintf("; if no rotator is working on it, 'rotator abandon %s' drops it", secretID)
+	case p.Stale:
+		return text + fmt.Sprintf(", stale since %s: the next rotation resumes it, or 'rotator abandon %s' drops it",
+			formatTime(*p.StaleAt), secretID)
+	}
+	return text + fmt.Sprintf(" (resumed after %s if its rotator stopped)", formatTime(*p.StaleAt))
 }
 
 func stagedText(s *stagedStatus) string {

@@ -49,6 +49,12 @@ type Options struct {
 	// Clock returns the current time for timestamps in responses; nil is
 	// time.Now.
 	Clock func() time.Time
+	// MintedKeyWarmup is how many requests a key minted through the
+	// management API fails with the shape's 401 before it works, as a real
+	// provider's new key may take a moment to work everywhere. Counting
+	// requests rather than time keeps tests deterministic. Zero makes a
+	// minted key work at once.
+	MintedKeyWarmup int
 }
 
 // Provider is the stand-in provider. Its methods are safe for concurrent
@@ -57,6 +63,7 @@ type Provider struct {
 	log       *slog.Logger
 	now       func() time.Time
 	keyPrefix string
+	warmup    int // Options.MintedKeyWarmup
 	mux       *http.ServeMux
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -77,6 +84,7 @@ func New(opts Options) *Provider {
 		log:       opts.Logger,
 		now:       opts.Clock,
 		keyPrefix: opts.KeyPrefix,
+		warmup:    opts.MintedKeyWarmup,
 		closed:    make(chan struct{}),
 		keys:      make(map[digest]*keyState),
 		models:    cloneOrDefault(opts.Models),
@@ -202,6 +210,8 @@ func (p *Provider) mustKey(key, method string) *keyState {
 }
 
 // lookup returns a copy of the state of key, or false if key is not valid.
+// Each lookup of a minted key still warming up counts one of its
+// Options.MintedKeyWarmup requests and fails.
 func (p *Provider) lookup(key string) (keyState, bool) {
 	if key == "" {
 		return keyState{}, false
@@ -210,6 +220,10 @@ func (p *Provider) lookup(key string) (keyState, bool) {
 	defer p.mu.Unlock()
 	k, ok := p.keys[digestOf(key)]
 	if !ok || (k.minted != nil && k.minted.disabled) {
+		return keyState{}, false
+	}
+	if k.minted != nil && k.minted.warmup > 0 {
+		k.minted.warmup--
 		return keyState{}, false
 	}
 	return *k, true

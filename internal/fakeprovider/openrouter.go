@@ -170,6 +170,7 @@ type mintedKey struct {
 	createdAt   time.Time
 	updatedAt   *time.Time
 	digest      digest
+	warmup      int // requests left that fail before the key works
 }
 
 // MintedKey describes a key created through the management API, without
@@ -307,7 +308,7 @@ func (p *Provider) openrouterCreateKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := p.keyPrefix + randomHex()
-	m := &mintedKey{hash: randomHex(), createdAt: p.now(), digest: digestOf(key)}
+	m := &mintedKey{hash: randomHex(), createdAt: p.now(), digest: digestOf(key), warmup: p.warmup}
 	m.apply(s)
 
 	body := map[string]any{"data": m.object(), "key": key}

@@ -282,3 +282,26 @@ func TestOpenRouterModelsNeedNoKey(t *testing.T) {
 		t.Errorf("GET /models without a key = %d %s, want 200 with models", r.status, r.body)
 	}
 }
+
+func TestMintedKeyWarmup(t *testing.T) {
+	p, url := fakeprovider.Start(t, fakeprovider.Options{MintedKeyWarmup: 2})
+	p.AddManagementKey(mgmtKey)
+	p.AddKey(canary)
+	base := url + fakeprovider.OpenRouterPrefix
+	_, key := mint(t, base, `{"name":"warming"}`)
+
+	for i := range 2 {
+		if r := call(t, "GET", base+"/key", "", "Authorization", "Bearer "+key); r.status != http.StatusUnauthorized {
+			t.Errorf("request %d while warming up: status = %d, want 401", i+1, r.status)
+		}
+	}
+	if r := call(t, "GET", base+"/key", "", "Authorization", "Bearer "+key); r.status != http.StatusOK {
+		t.Errorf("request after the warm-up: status = %d, want 200", r.status)
+	}
+	if r := call(t, "GET", url+"/openai/v1/models", "", "Authorization", "Bearer "+key); r.status != http.StatusOK {
+		t.Errorf("OpenAI shape after the warm-up: status = %d, want 200", r.status)
+	}
+	if r := call(t, "GET", base+"/key", "", "Authorization", "Bearer "+canary); r.status != http.StatusOK {
+		t.Errorf("added key: status = %d, want 200: the warm-up applies to minted keys only", r.status)
+	}
+}

@@ -49,16 +49,16 @@ func NewDev(baseURL string, client *http.Client) Issuer {
 func parseLoopbackURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("dev issuer: base URL %q is not an absolute http(s) URL", raw)
+		return nil, fmt.Errorf("dev issuer: base URL %q is not an absolute http(s) URL: %w", raw, ErrMisconfigured)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("dev issuer: base URL %q must not carry credentials, a query or a fragment", raw)
+		return nil, fmt.Errorf("dev issuer: base URL %q must not carry credentials, a query or a fragment: %w", raw, ErrMisconfigured)
 	}
 	host := u.Hostname()
 	ip := net.ParseIP(host)
 	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("dev issuer: base URL %q is not on a loopback address: "+
-			"the dev issuer only mints at keyturn's stand-in provider", raw)
+			"the dev issuer only mints at keyturn's stand-in provider: %w", raw, ErrMisconfigured)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return u, nil
@@ -142,7 +142,8 @@ func (d *dev) do(ctx context.Context, method, path string, body io.Reader, admin
 }
 
 // statusError describes a failed response by its status and the error code
-// in its body, if any, but never quotes the body itself.
+// in its body, if any, but never quotes the body itself. A 401 or 403
+// rejects the management key, which matches ErrMisconfigured.
 func statusError(method, path string, resp *http.Response) error {
 	var e struct {
 		Error struct {
@@ -150,11 +151,14 @@ func statusError(method, path string, resp *http.Response) error {
 		} `json:"error"`
 	}
 	_ = json.NewDecoder(io.LimitReader(resp.Body, maxDevResponse)).Decode(&e)
-	code := strings.Trim(string(e.Error.Code), `"`)
-	if isErrorCode(code) {
-		return fmt.Errorf("dev issuer: %s %s returned %d (%s)", method, path, resp.StatusCode, code)
+	msg := fmt.Sprintf("dev issuer: %s %s returned %d", method, path, resp.StatusCode)
+	if code := strings.Trim(string(e.Error.Code), `"`); isErrorCode(code) {
+		msg += " (" + code + ")"
 	}
-	return fmt.Errorf("dev issuer: %s %s returned %d", method, path, resp.StatusCode)
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("%s: the provider rejected the management key in keyturn:issuer-secret: %w", msg, ErrMisconfigured)
+	}
+	return errors.New(msg)
 }
 
 // isErrorCode reports whether s looks like a short provider error code, such

@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -67,6 +68,9 @@ func TestDevMintWrongAdmin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("Mint: err = %v, want a 401", err)
 	}
+	if !errors.Is(err, issuer.ErrMisconfigured) {
+		t.Errorf("Mint: err = %v, want ErrMisconfigured: a refused management key needs fixing, not a retry", err)
+	}
 	if strings.Contains(err.Error(), canary) {
 		t.Errorf("error text carries a key")
 	}
@@ -102,9 +106,24 @@ func TestDevRefusesNonLoopback(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), base) {
 			t.Errorf("Mint with base %q: err = %v, want one naming the URL", base, err)
 		}
+		if !errors.Is(err, issuer.ErrMisconfigured) {
+			t.Errorf("Mint with base %q: err = %v, want ErrMisconfigured", base, err)
+		}
 		err = dev.Revoke(ctxFor(t), issuer.RevokeRequest{KeyID: "h", Admin: keystore.NewSecret(adminKey)})
 		if err == nil {
 			t.Errorf("Revoke with base %q: err = nil", base)
 		}
+	}
+}
+
+func TestDevMintServerErrorRetryable(t *testing.T) {
+	p, dev := startDev(t)
+	p.SetFault("POST /openrouter/api/v1/keys", fakeprovider.Fault{Status: http.StatusServiceUnavailable})
+	_, err := dev.Mint(ctxFor(t), issuer.MintRequest{Name: "keyturn/x/t", Admin: keystore.NewSecret(adminKey)})
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("Mint: err = %v, want a 503", err)
+	}
+	if errors.Is(err, issuer.ErrMisconfigured) {
+		t.Errorf("Mint: err = %v matches ErrMisconfigured, but a 503 may pass on a retry", err)
 	}
 }

@@ -4,9 +4,15 @@ package issuer
 
 import (
 	"context"
+	"errors"
 
 	"github.com/keyturn/keyturn/keystore"
 )
+
+// ErrMisconfigured matches the Mint and Revoke errors that no retry fixes:
+// the issuer's own configuration is invalid, or the provider rejected the
+// admin key. Other errors may pass when retried. Use errors.Is.
+var ErrMisconfigured = errors.New("issuer misconfigured")
 
 // MintRequest asks for a new key. Name is the provider-side name of the key,
 // which carries the secret id and the rotation token so that a retried
@@ -34,7 +40,8 @@ type RevokeRequest struct {
 	Admin    keystore.Secret
 }
 
-// Issuer mints and revokes keys at one provider.
+// Issuer mints and revokes keys at one provider. Errors that retrying cannot
+// fix match ErrMisconfigured.
 type Issuer interface {
 	Mint(ctx context.Context, req MintRequest) (Minted, error)
 	Revoke(ctx context.Context, req RevokeRequest) error

@@ -78,14 +78,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Check proves req.Key against req.Settings' provider.
+// Check proves req.Key against req.Settings' provider. Settings that
+// cannot be checked are Misconfigured, and a key that ValidateKey rejects is
+// Rejected, both before any request.
 func (c *checker) Check(ctx context.Context, req Request) Result {
 	a, err := c.prepare(req)
 	if err != nil {
-		return Result{Class: Transient, Reason: err.Error(), Err: err}
+		return Result{Class: Misconfigured, Reason: err.Error(), Err: err}
 	}
-	if req.Key.IsZero() {
-		return Result{Class: Rejected, Reason: "empty key: the value has no api_key"}
+	if err := ValidateKey(req.Key); err != nil {
+		return Result{Class: Rejected, Reason: err.Error()}
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -102,7 +104,7 @@ func (c *checker) Check(ctx context.Context, req Request) Result {
 	out, models := a.check(ctx, x, req.Settings)
 	return scrub(Result{
 		Class: out.class, Reason: out.reason, Status: out.status,
-		Models: models, Attempts: x.attempts,
+		Models: models, Attempts: x.attempts, Err: out.err,
 	}, req.Key)
 }
 

@@ -138,8 +138,8 @@ func TestCheckRedirectNotFollowed(t *testing.T) {
 	a := startAPI(t, bearer, routes{"GET /v1/models": {{status: 302, header: map[string]string{"Location": other + "/v1/models"}}}})
 	c, logs := unlimited(Options{})
 	res := check(t, c, logs, openAISettings(a.url))
-	if res.Class != Transient {
-		t.Errorf("class = %s, want transient", res.Class)
+	if res.Class != Misconfigured {
+		t.Errorf("class = %s, want misconfigured", res.Class)
 	}
 	if res.Status != 302 {
 		t.Errorf("status = %d, want 302", res.Status)
@@ -149,6 +149,12 @@ func TestCheckRedirectNotFollowed(t *testing.T) {
 	}
 	if !strings.Contains(res.Reason, "never follows redirects") {
 		t.Errorf("reason = %q, want the redirect refusal explained", res.Reason)
+	}
+	if !strings.Contains(res.Reason, "set keyturn:base-url to the final location") {
+		t.Errorf("reason = %q, want it to say which setting to fix", res.Reason)
+	}
+	if res.Err != nil {
+		t.Errorf("err = %v, want nil: the request was sent", res.Err)
 	}
 	if n := elsewhere.Load(); n != 0 {
 		t.Errorf("the redirect target got %d requests, want 0", n)
@@ -161,8 +167,8 @@ func TestCheckHostNotAllowed(t *testing.T) {
 	if !errors.Is(res.Err, ErrNotAllowed) {
 		t.Errorf("err = %v, want ErrNotAllowed", res.Err)
 	}
-	if res.Class != Transient || res.Attempts != 0 {
-		t.Errorf("class = %s, attempts = %d, want transient with no request", res.Class, res.Attempts)
+	if res.Class != Misconfigured || res.Attempts != 0 {
+		t.Errorf("class = %s, attempts = %d, want misconfigured with no request", res.Class, res.Attempts)
 	}
 	if !strings.Contains(res.Reason, "KEYTURN_RELAY_HOSTS") {
 		t.Errorf("reason = %q, want it to say how to allow the host", res.Reason)
@@ -188,6 +194,9 @@ func TestCheckSettingsErrors(t *testing.T) {
 			}
 			if res.Attempts != 0 {
 				t.Errorf("attempts = %d, want 0", res.Attempts)
+			}
+			if res.Class != Misconfigured {
+				t.Errorf("class = %s, want misconfigured", res.Class)
 			}
 		})
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/keyturn/keyturn/keystore"
 )
 
 // errorInfo is the part of an error body that adapters classify by. Only
@@ -50,8 +52,9 @@ func token(s string) string {
 
 // byStatus classifies an error response by its status alone, the rule
 // every adapter falls back on. 401 and 403 reject the key. Timeouts,
-// conflicts, rate limits and 5xx are retried. A redirect or any other 4xx
-// proves nothing about the key and will not change on retry.
+// conflicts, rate limits and 5xx are retried. A redirect means the base URL
+// is not the API root, a configuration error. Any other 4xx proves nothing
+// about the key and will not change on retry.
 func (r *response) byStatus(info errorInfo) outcome {
 	out := outcome{status: r.status, class: Transient}
 	switch s := r.status; {
@@ -64,7 +67,8 @@ func (r *response) byStatus(info errorInfo) outcome {
 		out.retryAfter = retryAfter(r.header)
 		out.reason = r.reason(info)
 	case s >= 300 && s < 400:
-		out.reason = r.reason(info, "redirect not followed: set the base URL to the final location")
+		out.class = Misconfigured
+		out.reason = r.reason(info, "redirect not followed: set "+keystore.TagBaseURL+" to the final location")
 	case s == http.StatusNotFound || s == http.StatusMethodNotAllowed:
 		out.reason = r.reason(info, "check keyturn:base-url")
 	default:

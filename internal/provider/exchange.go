@@ -30,6 +30,7 @@ type outcome struct {
 	status     int
 	retry      bool          // a transient outcome worth retrying
 	retryAfter time.Duration // the provider's requested wait, 0 if none
+	err        error         // the host policy's refusal, for Result.Err
 }
 
 func valid(status int) outcome { return outcome{class: Valid, status: status} }
@@ -163,15 +164,17 @@ func (x *exchange) newRequest(ctx context.Context, c call) (*http.Request, error
 }
 
 // transportOutcome classifies a request that got no response. A policy
-// refusal or a redirect will not change on retry; the rest may.
+// refusal or a redirect is a configuration error that will not change on
+// retry; the rest may.
 func transportOutcome(c call, err error, timeout time.Duration) outcome {
 	where := c.method + " " + stripQuery(c.url)
 	var redirect *RedirectError
+	var refusal *policyError
 	switch {
 	case errors.As(err, &redirect):
-		return outcome{class: Transient, status: redirect.Status, reason: where + ": " + redirect.Error()}
-	case errors.Is(err, ErrNotAllowed):
-		return outcome{class: Transient, reason: where + ": " + innermost(err)}
+		return outcome{class: Misconfigured, status: redirect.Status, reason: where + ": " + redirect.Error()}
+	case errors.As(err, &refusal):
+		return outcome{class: Misconfigured, reason: where + ": " + refusal.Error(), err: refusal}
 	case errors.Is(err, context.DeadlineExceeded):
 		return outcome{class: Transient, retry: true, reason: fmt.Sprintf("%s: timed out after %s", where, timeout.Round(time.Millisecond))}
 	case errors.Is(err, context.Canceled):

@@ -288,7 +288,7 @@ type RedirectError struct {
 }
 
 func (e *RedirectError) Error() string {
-	return fmt.Sprintf("redirect (%d) to host %q not followed: keyturn never follows redirects with a key: set the base URL to the final location", e.Status, e.Host)
+	return fmt.Sprintf("redirect (%d) to host %q not followed: keyturn never follows redirects with a key: set keyturn:base-url to the final location", e.Status, e.Host)
 }
 
 // Transport returns the policy's shared transport: its dialer refuses

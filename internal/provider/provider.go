@@ -24,6 +24,12 @@ const (
 	// Transient: timeouts, rate limits, 5xx, an HTML page in place of JSON;
 	// the same check may pass later.
 	Transient
+	// Misconfigured: keyturn's configuration, not the key, stops the check,
+	// so retrying cannot help until the configuration is fixed. The
+	// settings are invalid, the host policy refuses the base URL or the
+	// address its host resolves to, or the base URL redirects. The result
+	// carries no verdict on the key.
+	Misconfigured
 )
 
 func (c Class) String() string {
@@ -34,6 +40,8 @@ func (c Class) String() string {
 		return "rejected"
 	case Transient:
 		return "transient"
+	case Misconfigured:
+		return "misconfigured"
 	}
 	return fmt.Sprintf("Class(%d)", int(c))
 }
@@ -48,10 +56,12 @@ type Result struct {
 	// probe listed models.
 	Models   []string
 	Attempts int // requests made, retries included
-	// Err is set when the check could not run because of the settings or
-	// the host policy (errors.Is(Err, ErrNotAllowed)); Class is then
-	// Transient and Reason is Err's message. The key was not sent, so such
-	// a result says nothing about it.
+	// Err is set when the settings or the host policy stopped the check
+	// before the key was sent: before any request, or when a connection
+	// was refused at dial time. Class is then Misconfigured, Reason
+	// contains Err's message, and errors.Is(Err, ErrNotAllowed) separates a
+	// host-policy refusal from invalid settings. A redirect is
+	// Misconfigured too, but leaves Err nil, because the request was sent.
 	Err error
 }
 

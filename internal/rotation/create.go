@@ -79,7 +79,7 @@ func (c *call) fillPending(ctx context.Context) (string, error) {
 		return "another createSecret filled the pending version first, and its value is kept", nil
 	}
 	if next.minted {
-		return fmt.Sprintf("minted key %q is pending", next.value.KeyID), nil
+		return fmt.Sprintf("minted a key (provider key id %s); it is pending", next.value.KeyID), nil
 	}
 	return "staged version " + next.stagedVersion + " is pending", nil
 }
@@ -115,7 +115,7 @@ func (c *call) nextKey(ctx context.Context, settings keystore.Settings) (candida
 	}
 	if settings.Issuer == keystore.IssuerStaged {
 		return candidate{}, c.errorf(ErrNothingToPromote, nil,
-			"no key is staged, and issuer %q cannot mint one: stage a key with `rotator stage %s --file key.txt`, then rotate again",
+			"no key is staged, and issuer %q cannot mint one: stage a key with `rotator stage %s --file KEYFILE`, then rotate again",
 			keystore.IssuerStaged, c.secretID)
 	}
 	return c.mint(ctx, settings)
@@ -159,7 +159,7 @@ func (c *call) rejectMalformed(ctx context.Context, versionID, label string, cau
 		return err
 	}
 	return c.errorf(ErrRejected, cause,
-		"%s version %s is malformed and is now %s: stage a corrected key with `rotator stage %s --file key.txt`",
+		"%s version %s is malformed and is now %s: stage a corrected key with `rotator stage %s --file KEYFILE`",
 		label, versionID, keystore.StageRejected, c.secretID)
 }
 
@@ -272,6 +272,6 @@ func (c *call) putPending(ctx context.Context, v keystore.Value) (lost bool, err
 
 func (c *call) warn(ctx context.Context, msg string, err error) {
 	c.e.logger().LogAttrs(ctx, slog.LevelWarn, msg,
-		slog.String("secret", c.secretID), slog.String("step", c.op),
-		slog.String("token", c.token), slog.String("error", err.Error()))
+		slog.String("secret_id", c.secretID), slog.String("step", c.op),
+		slog.String("version_id", c.token), slog.String("error", err.Error()))
 }

@@ -69,6 +69,10 @@ type call struct {
 	// resumedFrom is the stale rotation's version that a RotateNow took
 	// over, if any.
 	resumedFrom string
+	// inRotateNow is set for a step that RotateNow runs in process. It
+	// abandons the rotation after a failed step, so the step's error must
+	// not promise that the pending version is kept.
+	inRotateNow bool
 }
 
 // Run performs one rotation step for the version token of secretID, as
@@ -76,8 +80,12 @@ type call struct {
 // rotation is enabled and that token is a version of the secret at
 // AWSPENDING. A token already at AWSCURRENT means the step has nothing to do.
 func (e *Engine) Run(ctx context.Context, step Step, secretID, token string) error {
+	return e.runStep(ctx, step, secretID, token, false)
+}
+
+func (e *Engine) runStep(ctx context.Context, step Step, secretID, token string, inRotateNow bool) error {
 	start := time.Now()
-	c := &call{e: e, op: string(step), secretID: secretID, token: token}
+	c := &call{e: e, op: string(step), secretID: secretID, token: token, inRotateNow: inRotateNow}
 	note, err := c.run(ctx, step)
 	c.logStep(ctx, start, note, err)
 	return err
@@ -214,9 +222,9 @@ func (e *Engine) logger() *slog.Logger {
 // failed. No attribute carries a key; Reason strings are public.
 func (c *call) logStep(ctx context.Context, start time.Time, note string, err error) {
 	attrs := []slog.Attr{
-		slog.String("secret", c.secretID),
+		slog.String("secret_id", c.secretID),
 		slog.String("step", c.op),
-		slog.String("token", c.token),
+		slog.String("version_id", c.token),
 	}
 	level := slog.LevelInfo
 	if err == nil {

@@ -58,15 +58,19 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv builds a test's world. Each of configure may change the stand-in
+// provider's options.
+func newEnv(t *testing.T, configure ...func(*fakeprovider.Options)) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), logs: &syncBuffer{}}
 	e.now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
-	e.prov, e.url = fakeprovider.Start(t, fakeprovider.Options{
-		Logger: logger, KeyPrefix: "sk-or-v1-" + canary,
-	})
+	opts := fakeprovider.Options{Logger: logger, KeyPrefix: "sk-or-v1-" + canary}
+	for _, f := range configure {
+		f(&opts)
+	}
+	e.prov, e.url = fakeprovider.Start(t, opts)
 	e.store = e.openStore(logger)
 	e.engine = &rotation.Engine{
 		Store:   e.store,
@@ -85,7 +89,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) openStore(logger *slog.Logger) *keystore.FileStore {
 	e.t.Helper()
-	s, err := keystore.OpenFile(keystore.FileOptions{Dir: e.dir, Logger: logger})
+	s, err := keystore.OpenFile(keystore.FileOptions{Dir: e.dir, Create: true, Logger: logger})
 	if err != nil {
 		e.t.Fatalf("OpenFile: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keyturn/keyturn/internal/issuer"
+	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -32,6 +33,10 @@ func (c *call) mint(ctx context.Context, settings keystore.Settings) (candidate,
 		SecretID: c.secretID, Token: c.token, Name: mintName(c.secretID, c.token),
 		Settings: settings, Admin: admin,
 	})
+	if errors.Is(err, issuer.ErrMisconfigured) {
+		return candidate{}, c.errorf(ErrConfig, err,
+			"issuer %s cannot mint a key: fix its configuration or the admin key in %s", settings.Issuer, settings.IssuerSecret)
+	}
 	if err != nil {
 		return candidate{}, c.errorf(ErrTransient, err, "issuer %s failed to mint a key", settings.Issuer)
 	}
@@ -76,6 +81,10 @@ func (c *call) adminKey(ctx context.Context, settings keystore.Settings) (keysto
 		return keystore.Secret{}, c.errorf(ErrConfig, err,
 			"issuer secret %s version %s is malformed", settings.IssuerSecret, v.VersionID)
 	}
+	if err := provider.ValidateKey(admin.APIKey); err != nil {
+		return keystore.Secret{}, c.errorf(ErrConfig, err,
+			"issuer secret %s version %s: its admin key cannot be sent", settings.IssuerSecret, v.VersionID)
+	}
 	return admin.APIKey, nil
 }
 
@@ -92,7 +101,7 @@ func (c *call) revoke(ctx context.Context, settings keystore.Settings, keyID str
 		return
 	}
 	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "revoked minted key",
-		slog.String("secret", c.secretID), slog.String("token", c.token),
+		slog.String("secret_id", c.secretID), slog.String("version_id", c.token),
 		slog.String("key_id", keyID), slog.String("issuer", settings.Issuer))
 }
 

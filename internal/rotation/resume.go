@@ -80,8 +80,8 @@ func (c *call) inProgressError(p PendingRotation) error {
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress since %s: wait for the rotator working on it to finish; "+
 			"if none is, a rotation started after %s considers it stale and resumes it, "+
-			"or remove %s from version %s to abandon it now",
-		formatTime(p.Since), formatTime(p.StaleAt), keystore.StagePending, p.VersionID)
+			"or `rotator abandon %s` abandons it now",
+		formatTime(p.Since), formatTime(p.StaleAt), p.SecretID)
 }
 
 // resume takes over a stale rotation and returns the token of the rotation
@@ -118,9 +118,9 @@ func (c *call) resume(ctx context.Context, p pendingRotation) (string, error) {
 	}
 	c.resumedFrom = p.VersionID
 	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "resuming the rotation left in progress",
-		slog.String("secret", c.secretID), slog.String("since", formatTime(p.Since)),
-		slog.String("stale_token", p.VersionID),
-		slog.String("token", token), slog.Bool("key_carried", !p.value.IsZero()))
+		slog.String("secret_id", c.secretID), slog.String("since", formatTime(p.Since)),
+		slog.String("stale_version_id", p.VersionID),
+		slog.String("version_id", token), slog.Bool("key_carried", !p.value.IsZero()))
 	return token, nil
 }
 
@@ -157,7 +157,7 @@ func (c *call) dropStale(parent context.Context, p pendingRotation, cause error)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), abandonTimeout)
 	defer cancel()
 	c.e.logger().LogAttrs(ctx, slog.LevelWarn, "failed to resume the stale rotation",
-		slog.String("secret", c.secretID), slog.String("stale_token", p.VersionID),
+		slog.String("secret_id", c.secretID), slog.String("stale_version_id", p.VersionID),
 		slog.String("error", cause.Error()))
 	if !p.value.IsZero() {
 		c.revokeIfMinted(ctx, p.value)

@@ -77,8 +77,10 @@ func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error)
 	}
 
 	for _, step := range Steps {
-		if err := e.Run(ctx, step, secretID, token); err != nil {
-			c.abandon(ctx)
+		if err := e.runStep(ctx, step, secretID, token, true); err != nil {
+			if c.abandon(ctx) {
+				err = noteAbandoned(err)
+			}
 			return c.result(err), err
 		}
 	}
@@ -141,9 +143,15 @@ func (c *call) beginError(ctx context.Context, err error) error {
 	if p, ok, pErr := c.e.pending(ctx, c.desc); pErr == nil && ok && p.VersionID == pending {
 		return c.inProgressError(p.PendingRotation)
 	}
+	if c.desc.Rotation.LambdaARN != "" {
+		return c.errorf(ErrInProgress, nil,
+			"rotation in progress: Secrets Manager retries it; to abandon it, run "+
+				"`aws secretsmanager update-secret-version-stage --secret-id %s --version-stage %s --remove-from-version-id %s`",
+			c.secretID, keystore.StagePending, pending)
+	}
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress: wait for the rotator working on it to finish; "+
-			"if none is, remove %s from the version to abandon the rotation", keystore.StagePending)
+			"if none is, `rotator abandon %s` abandons it", c.secretID)
 }
 
 // abandonTimeout bounds the clean-up after a failed step. The clean-up runs
@@ -152,25 +160,40 @@ func (c *call) beginError(ctx context.Context, err error) error {
 const abandonTimeout = 10 * time.Second
 
 // abandon clears AWSPENDING from the rotation's version unless it was
-// promoted, revoking the pending key if it was minted.
-func (c *call) abandon(parent context.Context) {
+// promoted, revoking the pending key if it was minted. It reports whether it
+// removed AWSPENDING; it does not when the failed step already had.
+func (c *call) abandon(parent context.Context) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), abandonTimeout)
 	defer cancel()
 	if err := c.describe(ctx); err != nil {
 		c.warn(ctx, "could not abandon the rotation", err)
-		return
+		return false
 	}
 	stages := c.desc.Versions[c.token]
 	if slices.Contains(stages, keystore.StageCurrent) || !slices.Contains(stages, keystore.StagePending) {
-		return
+		return false
 	}
 	c.revokeUnpromoted(ctx)
 	if err := c.removeStage(ctx, keystore.StagePending, c.token); err != nil {
 		c.warn(ctx, "could not abandon the rotation", err)
-		return
+		return false
 	}
-	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "abandoned rotation",
-		slog.String("secret", c.secretID), slog.String("token", c.token))
+	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "abandoned the rotation after a failed step: "+
+		"removed "+keystore.StagePending+"; the next rotation starts afresh",
+		slog.String("secret_id", c.secretID), slog.String("version_id", c.token))
+	return true
+}
+
+// noteAbandoned adds to a transient step error that RotateNow abandoned
+// the rotation, which is what a retry then starts from.
+func noteAbandoned(err error) error {
+	var re *Error
+	if !errors.As(err, &re) || !errors.Is(err, ErrTransient) {
+		return err
+	}
+	re.Msg += ": the rotation was abandoned (" + keystore.StagePending + " removed); " +
+		"the next scheduled rotation, or `rotator rotate-now " + re.SecretID + "`, tries again"
+	return re
 }
 
 // revokeUnpromoted revokes the pending key of an abandoned rotation if it

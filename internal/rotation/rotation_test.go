@@ -383,8 +383,8 @@ func TestNothingToPromoteClearsPending(t *testing.T) {
 	if res.Outcome != rotation.Failed {
 		t.Errorf("Outcome = %s, want %s", res.Outcome, rotation.Failed)
 	}
-	if !strings.Contains(err.Error(), "rotator stage app/openai --file") {
-		t.Errorf("error %q does not say how to stage a key", err)
+	if n := strings.Count(err.Error(), "rotator stage app/openai --file KEYFILE"); n != 1 {
+		t.Errorf("error %q says how to stage a key %d times, want once", err, n)
 	}
 	if got := e.holder("app/openai", keystore.StagePending); got != "" {
 		t.Errorf("AWSPENDING left on %s", got)
@@ -483,6 +483,7 @@ func TestMintedKeyPromoted(t *testing.T) {
 }
 
 func TestRejectedMintedKeyRevoked(t *testing.T) {
+	t.Parallel() // waits seconds between retries
 	e := newEnv(t)
 	e.addMintingSecret("app/openrouter")
 	e.prov.SetFault("GET /openrouter/api/v1/key", fakeprovider.Fault{Status: 401})

@@ -12,13 +12,20 @@ import (
 
 // Stage writes v as the next key of secretID, under a new version labelled
 // KEYTURN_STAGED (the label leaves the version that held it). It fills in
-// created_at and the settings from the secret's tags when v lacks them. With
-// validate set it first checks the key against the provider, and writes
-// nothing if the check fails. It returns the new version's id.
+// created_at and the settings from the secret's tags when v lacks them. A
+// key that can never be sent in an HTTP header (see provider.ValidateKey)
+// is ErrRejected. With validate set it first checks the key against the
+// provider, and writes nothing if the check fails. The error is then
+// ErrRejected for a key the provider rejects, ErrConfig when the settings
+// or the host policy stop the check, and ErrTransient when the check may
+// pass later. It returns the new version's id.
 func (e *Engine) Stage(ctx context.Context, secretID string, v keystore.Value, validate bool) (string, error) {
 	c := &call{e: e, op: "stage", secretID: secretID}
 	if v.APIKey.IsZero() {
 		return "", c.errorf(ErrConfig, nil, "the value has no api_key: put the key in the file to stage")
+	}
+	if err := provider.ValidateKey(v.APIKey); err != nil {
+		return "", c.errorf(ErrRejected, err, "nothing was staged")
 	}
 	if err := c.describe(ctx); err != nil {
 		return "", err
@@ -49,11 +56,12 @@ func (c *call) validate(ctx context.Context, v keystore.Value) error {
 	switch res.Class {
 	case provider.Valid:
 		return nil
-	case provider.Transient:
-		return c.errorf(ErrTransient, nil,
-			"provider check failed: %s: nothing was staged; try again, or stage without validation", res.Reason)
+	case provider.Rejected:
+		return c.errorf(ErrRejected, nil, "%s: nothing was staged", rejectedReason(res))
+	case provider.Misconfigured:
+		return c.errorf(ErrConfig, nil, "cannot check the key: %s: nothing was staged", res.Reason)
 	}
-	return c.errorf(ErrRejected, nil, "provider rejected the key: %s: nothing was staged", res.Reason)
+	return c.errorf(ErrTransient, nil, "provider check failed: %s: nothing was staged", res.Reason)
 }
 
 func (c *call) putStaged(ctx context.Context, v keystore.Value) (string, error) {
@@ -70,7 +78,7 @@ func (c *call) putStaged(ctx context.Context, v keystore.Value) (string, error) 
 		return "", c.storeError(err, "write the staged version")
 	}
 	c.e.logger().LogAttrs(ctx, slog.LevelInfo, "staged key",
-		slog.String("secret", c.secretID), slog.String("version", c.token),
+		slog.String("secret_id", c.secretID), slog.String("version_id", c.token),
 		slog.Any("key", v.APIKey))
 	return c.token, nil
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // testSecret proves the pending key works. A key the provider rejects fails
-// for good and is taken out of the rotation. A transient failure leaves the
-// pending version for Secrets Manager's retry.
+// for good and is taken out of the rotation, and so is a key that the
+// configuration stops from being checked. A transient failure leaves the
+// pending version for a retry.
 func (c *call) testSecret(ctx context.Context) (string, error) {
 	settings, err := c.settings()
 	if err != nil {
@@ -31,24 +32,32 @@ func (c *call) testSecret(ctx context.Context) (string, error) {
 		return "", c.rejectMalformed(ctx, c.token, keystore.StagePending, err)
 	}
 
-	// The check uses the settings recorded in the version, which are the
-	// ones the router will use with this key.
-	checkWith := v.Settings
-	if checkWith.Provider == "" {
-		checkWith = settings
-	}
-	res, err := c.check(ctx, v.APIKey, checkWith)
+	res, err := c.checkPending(ctx, settings, v)
 	if err != nil {
 		return "", err
 	}
 	switch res.Class {
 	case provider.Valid:
 		return fmt.Sprintf("the provider accepted the key after %d request(s)", res.Attempts), nil
-	case provider.Transient:
-		return "", c.errorf(ErrTransient, nil,
-			"provider check failed: %s: the pending version is kept for a retry", res.Reason)
+	case provider.Rejected:
+		return "", c.reject(ctx, settings, v, res)
+	case provider.Misconfigured:
+		return "", c.dropMisconfigured(ctx, settings, v, res.Reason)
 	}
-	return "", c.reject(ctx, settings, v, res.Reason)
+	return "", c.errorf(ErrTransient, nil, "provider check failed: %s%s", res.Reason, c.pendingKeptNote())
+}
+
+// pendingKeptNote returns what becomes of the pending version after a
+// transient failure. It is empty in RotateNow, which abandons the rotation
+// and notes that in the error itself.
+func (c *call) pendingKeptNote() string {
+	switch {
+	case c.inRotateNow:
+		return ""
+	case c.desc.Rotation.LambdaARN != "":
+		return ": the pending version is kept for Secrets Manager's retry"
+	}
+	return ": the pending version is kept; run the rotation steps again to retry"
 }
 
 func (c *call) check(ctx context.Context, key keystore.Secret, settings keystore.Settings) (provider.Result, error) {
@@ -58,22 +67,57 @@ func (c *call) check(ctx context.Context, key keystore.Secret, settings keystore
 	return c.e.Checker.Check(ctx, provider.Request{Key: key, Settings: settings}), nil
 }
 
-// reject takes a rejected pending key out of the rotation: it revokes a
-// minted key, records the value with last_failure under KEYTURN_REJECTED,
-// consumes KEYTURN_STAGED if the key came from it and clears AWSPENDING.
-func (c *call) reject(ctx context.Context, settings keystore.Settings, v keystore.Value, cause string) error {
-	stagedVersion, err := c.stagedVersionOf(ctx, v)
+// rejectedReason words a Rejected result: a key can be rejected by
+// keyturn's own checks before any request is made.
+func rejectedReason(res provider.Result) string {
+	if res.Attempts == 0 {
+		return "the key was rejected before any request: " + res.Reason
+	}
+	return "provider rejected the key: " + res.Reason
+}
+
+// dropMisconfigured ends a rotation whose key the configuration stops from
+// being checked. The pending version keeps the settings it recorded, so a
+// retry of this rotation would fail the same way. It revokes a minted key
+// and clears AWSPENDING, but leaves a staged key staged and records no
+// rejection, because nothing is known against the key.
+func (c *call) dropMisconfigured(ctx context.Context, settings keystore.Settings, v keystore.Value, cause string) error {
+	stagedVersion, minted, err := c.keySource(ctx, settings, v)
 	if err != nil {
 		return err
 	}
-	minted := stagedVersion == "" && settings.Issuer != keystore.IssuerStaged && v.KeyID != ""
+	if minted {
+		c.revoke(ctx, settings, v.KeyID)
+	}
+	if err := c.removeStage(ctx, keystore.StagePending, c.token); err != nil {
+		return err
+	}
+	done := keystore.StagePending + " was removed from the version"
+	switch {
+	case minted:
+		done += " and the minted key was revoked"
+	case stagedVersion != "":
+		done += "; the key stays " + keystore.StageStaged
+	}
+	return c.errorf(ErrConfig, nil, "cannot check the key: %s: %s; fix the configuration, then rotate again",
+		cause, done)
+}
+
+// reject takes a rejected pending key out of the rotation: it revokes a
+// minted key, records the value with last_failure under KEYTURN_REJECTED,
+// consumes KEYTURN_STAGED if the key came from it and clears AWSPENDING.
+func (c *call) reject(ctx context.Context, settings keystore.Settings, v keystore.Value, res provider.Result) error {
+	stagedVersion, minted, err := c.keySource(ctx, settings, v)
+	if err != nil {
+		return err
+	}
 	if minted {
 		c.revoke(ctx, settings, v.KeyID)
 	}
 
 	failure := &keystore.Failure{
 		Step: c.op, At: c.e.now(), VersionID: c.token,
-		Class: provider.Rejected.String(), Reason: cause,
+		Class: provider.Rejected.String(), Reason: res.Reason,
 	}
 	if err := c.recordRejected(ctx, v, failure); err != nil {
 		return err
@@ -87,14 +131,26 @@ func (c *call) reject(ctx context.Context, settings keystore.Settings, v keystor
 		return err
 	}
 
-	next := "stage another key with `rotator stage " + c.secretID + " --file key.txt`"
+	next := "stage another key with `rotator stage " + c.secretID + " --file KEYFILE`"
 	if minted {
 		next = "the minted key was revoked and the next rotation mints another"
 	}
-	e := c.errorf(ErrRejected, nil, "provider rejected the key: %s: it is kept as %s: %s",
-		cause, keystore.StageRejected, next)
+	e := c.errorf(ErrRejected, nil, "%s: it is kept as %s: %s",
+		rejectedReason(res), keystore.StageRejected, next)
 	e.failure = failure
 	return e
+}
+
+// keySource returns the KEYTURN_STAGED version that holds v's key, or "",
+// and whether an issuer minted the key for this rotation: no staged version
+// holds it, the secret's issuer mints and the value has a key id.
+func (c *call) keySource(ctx context.Context, settings keystore.Settings, v keystore.Value) (string, bool, error) {
+	stagedVersion, err := c.stagedVersionOf(ctx, v)
+	if err != nil {
+		return "", false, err
+	}
+	minted := stagedVersion == "" && settings.Issuer != keystore.IssuerStaged && v.KeyID != ""
+	return stagedVersion, minted, nil
 }
 
 // stagedVersionOf returns the KEYTURN_STAGED version that holds the same key
@@ -174,10 +230,12 @@ func (c *call) testConfiguration(ctx context.Context, settings keystore.Settings
 	switch res.Class {
 	case provider.Valid:
 		return "configuration is valid and the " + stage + " key works", nil
-	case provider.Transient:
-		return "", c.errorf(ErrTransient, nil, "provider check of the %s key failed: %s", stage, res.Reason)
+	case provider.Rejected:
+		return "", c.errorf(ErrRejected, nil, "%s key: %s", stage, rejectedReason(res))
+	case provider.Misconfigured:
+		return "", c.errorf(ErrConfig, nil, "cannot check the %s key: %s", stage, res.Reason)
 	}
-	return "", c.errorf(ErrRejected, nil, "provider rejected the %s key: %s", stage, res.Reason)
+	return "", c.errorf(ErrTransient, nil, "provider check of the %s key failed: %s", stage, res.Reason)
 }
 
 // keyToProbe returns the key a configuration test checks: AWSCURRENT's, or

@@ -2,7 +2,8 @@
 // store, as Secrets Manager does on AWS. It lists the secrets on every pass,
 // so new ones are picked up, and computes each one's next rotation from the
 // persisted last rotation. A secret whose rotation fails is retried with
-// backoff without holding up the others. A secret whose rotation a stopped
+// backoff without holding up the others, and a secret that cannot be read
+// is logged while the others rotate. A secret whose rotation a stopped
 // rotator left in progress is due once that rotation is stale, when the
 // Rotator resumes it.
 package scheduler
@@ -12,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,7 +90,26 @@ type Scheduler struct {
 	inFlight map[string]bool
 	done     chan outcome
 	wg       sync.WaitGroup
+	// listProblem is the last listing error logged, to log each once
+	// until it changes. Only the loop goroutine uses it.
+	listProblem string
 }
+
+// ListError reports that a pass could not read every secret in the store.
+// The secrets it could read were still rotated.
+type ListError struct {
+	// Readable is how many secrets the pass read.
+	Readable int
+	// Err is the store's error, which names each secret it could not read.
+	Err error
+}
+
+func (e *ListError) Error() string {
+	// A store joins one error per unreadable secret, one per line.
+	return "cannot read every secret in the store: " + strings.ReplaceAll(e.Err.Error(), "\n", "; ")
+}
+
+func (e *ListError) Unwrap() error { return e.Err }
 
 // secretState is the scheduler's memory of one secret between passes. It
 // is not persisted, so a restart clears every backoff.
@@ -117,7 +138,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	rotateCtx, cancelRotations := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRotations()
 	for {
-		wait := s.pass(ctx, rotateCtx)
+		wait, _ := s.pass(ctx, rotateCtx, "retrying at the next pass")
 		select {
 		case <-ctx.Done():
 			s.stop(cancelRotations)
@@ -130,21 +151,28 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // RunOnce rotates every secret that is due now, waits for those rotations,
-// and returns how many of them failed.
+// and returns how many of them failed. If a pass could not read every
+// secret, it rotates the ones it read and returns a *ListError as well.
 func (s *Scheduler) RunOnce(ctx context.Context) (failed int, err error) {
 	if err := s.init(); err != nil {
 		return 0, err
 	}
 	// Passes repeat after each finished rotation, so that secrets left out
 	// by MaxAtOnce get their turn; a finished secret is not due again.
-	s.pass(ctx, ctx)
+	// The first listing error is the one reported.
+	_, listErr := s.pass(ctx, ctx, "")
 	for s.running() > 0 {
 		o := <-s.done
 		s.finish(o)
 		if o.err != nil || o.result.Outcome != rotation.Promoted {
 			failed++
 		}
-		s.pass(ctx, ctx)
+		if _, err := s.pass(ctx, ctx, ""); listErr == nil {
+			listErr = err
+		}
+	}
+	if listErr != nil {
+		return failed, listErr
 	}
 	return failed, nil
 }
@@ -193,16 +221,19 @@ func (s *Scheduler) running() int {
 }
 
 // pass lists the secrets, starts the due rotations, and returns how long to
-// wait before the next pass.
-func (s *Scheduler) pass(ctx, rotateCtx context.Context) time.Duration {
+// wait before the next pass. When the store cannot read every secret it
+// rotates the ones it read, logs the error with retryNote, and returns it.
+func (s *Scheduler) pass(ctx, rotateCtx context.Context, retryNote string) (time.Duration, *ListError) {
 	wait := s.rescan()
 	secrets, err := s.Store.List(ctx)
+	var listErr *ListError
 	if err != nil {
-		if ctx.Err() == nil {
-			s.logger().Error("list secrets failed; retrying", "error", err, "retry_in", wait)
+		if ctx.Err() != nil {
+			return wait, nil
 		}
-		return wait
+		listErr = &ListError{Readable: len(secrets), Err: err}
 	}
+	s.logListProblem(listErr, retryNote)
 	now := s.clock().Now()
 	for _, d := range secrets {
 		if !keystore.IsManaged(d.Tags) {
@@ -218,11 +249,30 @@ func (s *Scheduler) pass(ctx, rotateCtx context.Context) time.Duration {
 		}
 		wait = min(wait, next.Sub(now))
 	}
-	return wait
+	return wait, listErr
+}
+
+// logListProblem logs a listing error once until it changes, and logs when
+// the store can be read again.
+func (s *Scheduler) logListProblem(listErr *ListError, retryNote string) {
+	switch {
+	case listErr == nil && s.listProblem != "":
+		s.listProblem = ""
+		s.logger().Info("every secret in the store can be read again")
+	case listErr == nil:
+	case listErr.Error() != s.listProblem:
+		s.listProblem = listErr.Error()
+		msg := "cannot read every secret in the store; rotating the ones that can be read"
+		if retryNote != "" {
+			msg += ", " + retryNote
+		}
+		s.logger().Error(msg, "readable", listErr.Readable, "error", listErr.Err)
+	}
 }
 
 // nextRun returns when the secret should rotate next, or false if it does
-// not rotate (disabled, misconfigured, in flight, nothing to promote).
+// not rotate (disabled, misconfigured, in flight, due with nothing to
+// promote).
 func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now time.Time) (time.Time, bool) {
 	st := s.stateOf(d.SecretID)
 	if s.isInFlight(d.SecretID) {
@@ -237,29 +287,63 @@ func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now tim
 		s.notice(d.SecretID, st, "invalid schedule; skipping", "error", err)
 		return time.Time{}, false
 	}
-	if reason := cannotRotate(d); reason != "" {
-		s.notice(d.SecretID, st, reason)
+
+	settings, err := keystore.SettingsFromTags(d.Tags)
+	if err != nil {
+		s.notice(d.SecretID, st, "invalid settings; skipping", "error", err)
 		return time.Time{}, false
 	}
 	next, pending := s.pendingRun(ctx, d, st, now)
-	if !pending {
-		st.lastNotice = ""
-		next = dueTime(d, sched, st, now)
+	if pending {
+		return later(next, st.retryAt), true
 	}
-	if st.retryAt.After(next) {
-		next = st.retryAt
+
+	last := lastRotation(d, st)
+	next = later(sched.Next(last, now), st.retryAt)
+	// A rotation resumed above carries its key; a new one needs a staged
+	// key unless the issuer mints. Skipping a doomed rotation keeps the
+	// store free of abandoned ones, and warning only once it is due keeps
+	// quiet about a secret that was just rotated.
+	if !next.After(now) && nothingStaged(d, settings) {
+		s.notice(d.SecretID, st, "rotation due but no key is staged; skipping until one is staged",
+			"due_since", dueSince(sched, last), "stage_with", "rotator stage "+d.SecretID+" --file KEYFILE")
+		return time.Time{}, false
 	}
+	st.lastNotice = ""
 	return next, true
 }
 
-// dueTime is the schedule's next run after the last rotation. A secret
-// never rotated is due at once, as when Secrets Manager enables rotation.
-func dueTime(d keystore.Description, sched *schedule.Schedule, st *secretState, now time.Time) time.Time {
-	last := d.LastRotated
-	if st.lastSuccess.After(last) {
-		last = st.lastSuccess
+// later returns the later of a due time and a backoff's retry time.
+func later(next, retryAt time.Time) time.Time {
+	if retryAt.After(next) {
+		return retryAt
 	}
-	return sched.Next(last, now)
+	return next
+}
+
+// lastRotation is the secret's last rotation: the store's, or the last one
+// this scheduler promoted if the store lags behind.
+func lastRotation(d keystore.Description, st *secretState) time.Time {
+	if st.lastSuccess.After(d.LastRotated) {
+		return st.lastSuccess
+	}
+	return d.LastRotated
+}
+
+// dueSince words when a due secret became due: the first window of its
+// schedule after the last rotation. A secret never rotated is due from the
+// start.
+func dueSince(sched *schedule.Schedule, last time.Time) string {
+	if last.IsZero() {
+		return "never rotated"
+	}
+	return sched.Cron().Next(last).UTC().Format(time.RFC3339)
+}
+
+// nothingStaged reports whether a rotation would have no key: the issuer is
+// staged and no key is staged.
+func nothingStaged(d keystore.Description, settings keystore.Settings) bool {
+	return settings.Issuer == keystore.IssuerStaged && d.VersionWithStage(keystore.StageStaged) == ""
 }
 
 // pendingRun returns when a secret with a rotation in progress is due: when
@@ -284,23 +368,6 @@ func (s *Scheduler) pendingRun(ctx context.Context, d keystore.Description, st *
 			"version_id", p.VersionID, "since", p.Since, "stale_at", p.StaleAt)
 	}
 	return now.Add(max(p.StaleIn, 0)), true
-}
-
-// cannotRotate returns why a rotation would be doomed, or "": a secret whose
-// settings are invalid, or one whose issuer is staged with no staged key.
-// Skipping those keeps the store free of abandoned rotations.
-func cannotRotate(d keystore.Description) string {
-	settings, err := keystore.SettingsFromTags(d.Tags)
-	if err != nil {
-		return fmt.Sprintf("invalid settings: %v", err)
-	}
-	if settings.Issuer != keystore.IssuerStaged {
-		return ""
-	}
-	if d.VersionWithStage(keystore.StageStaged) != "" {
-		return ""
-	}
-	return fmt.Sprintf("no staged key; skipping until one is staged (rotator stage %s)", d.SecretID)
 }
 
 func (s *Scheduler) scheduleFor(d keystore.Description) (*schedule.Schedule, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func (r *fakeRotator) advanceUntilCall(t *testing.T, step time.Duration) rotateC
 func newStore(t *testing.T) keystore.Store {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := keystore.OpenFile(keystore.FileOptions{Dir: filepath.Join(dir, "store")})
+	st, err := keystore.OpenFile(keystore.FileOptions{Dir: filepath.Join(dir, "store"), Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,5 +367,131 @@ func TestRunOnceRotatesDueAndCountsFailures(t *testing.T) {
 	}
 	if !seen["app/a"] || !seen["app/c"] || seen["app/b"] {
 		t.Errorf("rotated %v, want app/a and app/c (app/b is disabled)", seen)
+	}
+}
+
+// promptRotator promotes every rotation at once.
+type promptRotator struct{}
+
+func (promptRotator) RotateNow(_ context.Context, secretID string) (rotation.Result, error) {
+	return rotation.Result{SecretID: secretID, Outcome: rotation.Promoted}, nil
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestNoStagedKeyWarnsOnlyWhenDue(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	tags := keystore.Settings{Provider: "openai", BaseURL: "https://api.openai.com/v1"}.Tags()
+	if _, err := st.Create(ctx, keystore.CreateInput{SecretID: "app/staged", Tags: tags}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetRotation(ctx, "app/staged", keystore.Rotation{Enabled: true, Rules: daily}); err != nil {
+		t.Fatal(err)
+	}
+	value, err := keystore.Value{APIKey: keystore.NewSecret("sk-staged")}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Put(ctx, keystore.PutInput{SecretID: "app/staged", Token: "00000000-0000-4000-8000-000000000001",
+		Value: value, Stages: []string{keystore.StageStaged}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &fakeClock{now: t0}
+	logs := &logBuffer{}
+	s := &scheduler.Scheduler{Store: st, Rotator: promptRotator{}, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+
+	// The first rotation takes the staged key.
+	if n, err := s.RunOnce(ctx); n != 0 || err != nil {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	err = st.UpdateStage(ctx, keystore.StageInput{SecretID: "app/staged", Stage: keystore.StageStaged,
+		RemoveFromVersion: "00000000-0000-4000-8000-000000000001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Not due yet: nothing to warn about.
+	clock.Advance(time.Hour)
+	if _, err := s.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "no key is staged") {
+		t.Errorf("warned about a missing staged key before the rotation was due:\n%s", logs)
+	}
+
+	// rate(1 days) is due at the next midnight UTC.
+	clock.Advance(24 * time.Hour)
+	if _, err := s.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "rotation due but no key is staged") || !strings.Contains(out, "due_since=2026-03-02T00:00:00Z") {
+		t.Errorf("no warning with the due time once due:\n%s", out)
+	}
+}
+
+// partialStore is a store whose List also fails to read one secret.
+type partialStore struct{ keystore.Store }
+
+func (s partialStore) List(ctx context.Context) ([]keystore.Description, error) {
+	descs, err := s.Store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return descs, errors.Join(keystore.Errorf(keystore.ErrDecryption, "ListSecrets", "app/broken", "cannot decrypt"))
+}
+
+func TestRunOnceReportsUnreadableSecrets(t *testing.T) {
+	st := newStore(t)
+	addSecret(t, st, "app/a", daily)
+	clock := &fakeClock{now: t0}
+	logs := &logBuffer{}
+	r := &fakeRotator{clock: clock, calls: make(chan rotateCall)}
+	s := &scheduler.Scheduler{Store: partialStore{st}, Rotator: r, Clock: clock,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}
+
+	type result struct {
+		failed int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := s.RunOnce(context.Background())
+		done <- result{n, err}
+	}()
+	c := r.next(t)
+	if c.secretID != "app/a" {
+		t.Errorf("rotated %s, want the readable app/a", c.secretID)
+	}
+	c.reply <- nil
+	res := <-done
+	var listErr *scheduler.ListError
+	if !errors.As(res.err, &listErr) {
+		t.Fatalf("RunOnce error = %v, want a *ListError", res.err)
+	}
+	if listErr.Readable != 1 || !strings.Contains(listErr.Error(), "app/broken") {
+		t.Errorf("ListError = %+v (%v), want 1 readable and app/broken named", listErr, listErr)
+	}
+	if n := strings.Count(logs.String(), "cannot read every secret"); n != 1 {
+		t.Errorf("the listing error was logged %d times, want once:\n%s", n, logs)
 	}
 }

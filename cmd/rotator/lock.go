@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/gofrs/flock"
+)
+
+// instanceLockName is the lock file that `rotator serve` and `rotator dev`
+// hold in the store directory while they run.
+const instanceLockName = "serve.lock"
+
+// lockInstance takes the store's instance lock, so that one scheduler at a
+// time runs on a store. Two would rotate the same secrets, and a second
+// `rotator dev` would replace the management key registered at the first
+// one's stand-in provider. The lock is an advisory flock(2) lock, which the
+// kernel releases when the process exits, however it exits. The operator
+// commands (add, stage, rotate-now, status, abandon) do not take it.
+func lockInstance(dir string) (unlock func(), err error) {
+	lock := flock.New(filepath.Join(dir, instanceLockName), flock.SetPermissions(0o600))
+	ok, err := lock.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock store %s: %w", dir, err)
+	}
+	if !ok {
+		return nil, withCode(exitError, fmt.Errorf("another rotator serve (or dev) is running on store %s", dir)).
+			withHint("stop it first, or use another store; the operator commands (status, stage, rotate-now) work while it runs")
+	}
+	return func() { _ = lock.Unlock() }, nil
+}

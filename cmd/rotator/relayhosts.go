@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strings"
+
+	"github.com/keyturn/keyturn/internal/provider"
+)
+
+// checkRelayHosts checks the relay hosts that source (a flag, an
+// environment variable or a config key) lists. Each value may hold several
+// hosts separated by commas or spaces. A relay host must be a bare host
+// name, or an IP address that the host policy would send keys to: a host
+// the policy can never match would otherwise be ignored without a word.
+func checkRelayHosts(values []string, source string, loopback bool) ([]string, error) {
+	var hosts []string
+	for _, v := range values {
+		for _, h := range strings.FieldsFunc(v, isListSeparator) {
+			if err := checkRelayHostForm(h, loopback); err != nil {
+				return nil, fmt.Errorf("invalid relay host %q in %s: %w", h, source, err)
+			}
+			parsed, err := provider.ParseRelayHosts(h)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", source, err)
+			}
+			hosts = append(hosts, parsed...)
+		}
+	}
+	return hosts, nil
+}
+
+func isListSeparator(r rune) bool {
+	return r == ',' || r == ' ' || r == '\t' || r == '\n'
+}
+
+// checkRelayHostForm rejects the forms provider.ParseRelayHosts words less
+// helpfully for this use: a URL, a wildcard, and an IP address that the
+// host policy refuses.
+func checkRelayHostForm(h string, loopback bool) error {
+	if strings.Contains(h, "://") {
+		if u, err := url.Parse(h); err == nil && u.Hostname() != "" {
+			return fmt.Errorf("give a host name, not a URL: use %s", u.Hostname())
+		}
+		return fmt.Errorf("give a host name, not a URL, such as relay.example.com")
+	}
+	if strings.Contains(h, "*") {
+		return fmt.Errorf("wildcards are not supported: list each host name, such as relay.example.com")
+	}
+
+	addr, err := netip.ParseAddr(h)
+	if err != nil {
+		return nil
+	}
+	// The policy's Check judges the address exactly as it judges a base
+	// URL's host, so a relay host it accepts here is one it will allow.
+	host := addr.String()
+	if addr.Is6() {
+		host = "[" + host + "]"
+	}
+	err = provider.NewPolicy([]string{h}, loopback).Check("openai", "https://"+host+"/v1")
+	if err == nil {
+		return nil
+	}
+
+	// Drop the policy's `base URL "…": ` prefix, which names a URL the
+	// user never gave.
+	msg := err.Error()
+	if i := strings.Index(msg, `": `); strings.HasPrefix(msg, "base URL ") && i > 0 {
+		msg = msg[i+3:]
+	}
+	return errors.New(msg)
+}
