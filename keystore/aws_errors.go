@@ -60,7 +60,7 @@ func awsError(op, secretID, versionID, stage string, err error) error {
 	kind, cause := classify(err)
 	return &Error{
 		Op: op, SecretID: secretID, VersionID: versionID, Stage: stage,
-		Kind: kind, Msg: message(kind, cause), Err: cause,
+		Kind: kind, Msg: message(kind, cause, secretID), Err: cause,
 	}
 }
 
@@ -78,7 +78,7 @@ const versionQuota = "Secrets Manager refused the request because it would excee
 // message words the error for the caller. A rotation in progress and an
 // exceeded quota get their own messages, since callers wait for them or
 // unblock them.
-func message(kind, cause error) string {
+func message(kind, cause error, secretID string) string {
 	var apiErr smithy.APIError
 	if !errors.As(cause, &apiErr) {
 		return kindMessages[kind]
@@ -86,7 +86,7 @@ func message(kind, cause error) string {
 	switch {
 	case kind == ErrInvalidRequest && strings.Contains(apiErr.ErrorMessage(), rotationInProgress):
 		return "a " + rotationInProgress + ": wait for it to finish, " +
-			"or remove AWSPENDING from its version to abandon it"
+			"or abandon it with 'rotator abandon " + secretID + "'"
 	case apiErr.ErrorCode() == "LimitExceededException":
 		return versionQuota
 	}

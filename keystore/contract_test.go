@@ -379,6 +379,9 @@ func testBeginRotationWhilePending(t *testing.T, s keystore.Store) {
 	if err != nil && !strings.Contains(err.Error(), "a previous rotation isn't complete") {
 		t.Errorf("BeginRotation while pending: err = %q, want it to say a previous rotation isn't complete", err)
 	}
+	if want := "rotator abandon " + id; err != nil && !strings.Contains(err.Error(), want) {
+		t.Errorf("BeginRotation while pending: err = %q, want it to name %q", err, want)
+	}
 
 	err = s.UpdateStage(ctx, keystore.StageInput{SecretID: id, Stage: keystore.StagePending, RemoveFromVersion: first})
 	if err != nil {

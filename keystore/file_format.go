@@ -214,7 +214,7 @@ func decodeFileName(name string) (string, bool) {
 			upper = true
 		case r == '~':
 			b.WriteByte('/')
-		case isSecretIDRune(r) && r != '/' && !('A' <= r && r <= 'Z'):
+		case IsSecretIDRune(r) && r != '/' && !('A' <= r && r <= 'Z'):
 			b.WriteRune(r)
 		default:
 			return "", false

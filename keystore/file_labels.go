@@ -167,7 +167,7 @@ func (r *secretRecord) beginRotation(token string, now time.Time) error {
 	pending, current := r.holder(StagePending), r.holder(StageCurrent)
 	if pending != nil && pending != current {
 		return versionErr(ErrInvalidRequest, op, r.ID, pending.ID,
-			"a previous rotation isn't complete: finish it, or remove %s from version %s to abandon it", StagePending, pending.ID)
+			"a previous rotation isn't complete: finish it, or abandon it with 'rotator abandon %s'", r.ID)
 	}
 	if r.version(token) != nil {
 		return versionErr(ErrExists, op, r.ID, token, "the version already exists: start the rotation with a new token")

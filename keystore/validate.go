@@ -10,7 +10,6 @@ import (
 // Input limits, as Secrets Manager's API reference states them for
 // CreateSecret, PutSecretValue, UpdateSecretVersionStage and TagResource.
 const (
-	maxSecretIDLen    = 512
 	minTokenLen       = 32
 	maxTokenLen       = 64
 	maxStageLen       = 256
@@ -22,31 +21,38 @@ const (
 	maxTagValueLen    = 256
 )
 
-const secretIDPunctuation = "/_+=.@-"
+// Secrets Manager's rule for secret names, which both stores apply: 1 to
+// MaxSecretIDLen ASCII letters, digits and the characters of
+// SecretIDPunctuation.
+const (
+	MaxSecretIDLen      = 512
+	SecretIDPunctuation = "/_+=.@-"
+)
 
 // checkSecretID applies Secrets Manager's name rules: 1 to 512 ASCII
 // letters, digits and /_+=.@-.
 func checkSecretID(op, id string) error {
 	if id == "" {
-		return Errorf(ErrInvalidParameter, op, "", "secret id is empty: use 1 to %d letters, digits and %s", maxSecretIDLen, secretIDPunctuation)
+		return Errorf(ErrInvalidParameter, op, "", "secret id is empty: use 1 to %d letters, digits and %s", MaxSecretIDLen, SecretIDPunctuation)
 	}
-	if len(id) > maxSecretIDLen {
-		return Errorf(ErrInvalidParameter, op, quoteID(id), "secret id is %d characters long: the maximum is %d", len(id), maxSecretIDLen)
+	if len(id) > MaxSecretIDLen {
+		return Errorf(ErrInvalidParameter, op, quoteID(id), "secret id is %d characters long: the maximum is %d", len(id), MaxSecretIDLen)
 	}
 	for i, r := range id {
-		if !isSecretIDRune(r) {
-			return Errorf(ErrInvalidParameter, op, quoteID(id), "invalid character %q at byte %d of the secret id: use letters, digits and %s", r, i, secretIDPunctuation)
+		if !IsSecretIDRune(r) {
+			return Errorf(ErrInvalidParameter, op, quoteID(id), "invalid character %q at byte %d of the secret id: use letters, digits and %s", r, i, SecretIDPunctuation)
 		}
 	}
 	return nil
 }
 
-func isSecretIDRune(r rune) bool {
+// IsSecretIDRune reports whether r may appear in a secret name.
+func IsSecretIDRune(r rune) bool {
 	switch {
 	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
 		return true
 	}
-	return strings.ContainsRune(secretIDPunctuation, r)
+	return strings.ContainsRune(SecretIDPunctuation, r)
 }
 
 // quoteID makes an invalid secret id safe to print: quoted, control

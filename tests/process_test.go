@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -48,6 +52,10 @@ type process struct {
 	output *outputBuffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // Wait's result, set before done is closed
+
+	// abandoned is set when the test no longer uses the process, so an
+	// exit before the test ends is expected.
+	abandoned bool
 }
 
 // startProcess starts cmd in a new process group and stops the group when
@@ -79,14 +87,31 @@ func (p *process) exited() bool {
 	}
 }
 
-// stop sends SIGTERM to the process group, then SIGKILL if it is still
-// running after stopDeadline. A process that exited before it was stopped
-// fails the test.
+// stop stops the process when the test ends. A process that exited before
+// it was stopped fails the test, unless it was abandoned.
 func (p *process) stop(t *testing.T) {
+	if p.abandoned {
+		return
+	}
 	if p.exited() {
 		t.Errorf("%s exited before the test ended: %v", p.name, p.err)
 		return
 	}
+	p.terminate()
+}
+
+// abandon stops the process if it is still running and marks it abandoned,
+// for a process that failed to start.
+func (p *process) abandon() {
+	p.abandoned = true
+	if !p.exited() {
+		p.terminate()
+	}
+}
+
+// terminate sends SIGTERM to the process group, then SIGKILL if the process
+// is still running after stopDeadline, and waits for it to exit.
+func (p *process) terminate() {
 	pgid := p.cmd.Process.Pid
 	_ = syscall.Kill(-pgid, syscall.SIGTERM)
 	select {
@@ -97,31 +122,31 @@ func (p *process) stop(t *testing.T) {
 	}
 }
 
-// waitListening waits until addr accepts TCP connections, failing the test
-// if the process exits first.
-func (p *process) waitListening(t *testing.T, addr string) {
-	t.Helper()
+// errExited is returned by waitReady when the process exits before it is
+// ready.
+var errExited = errors.New("exited at start-up")
+
+// waitReady polls ready until it returns true. It returns an error wrapping
+// errExited if the process exits first, and another error if ready is still
+// false after startDeadline.
+func (p *process) waitReady(what string, ready func() bool) error {
 	deadline := time.Now().Add(startDeadline)
 	for time.Now().Before(deadline) {
 		if p.exited() {
-			t.Fatalf("%s exited before listening on %s: %v; output:\n%s", p.name, addr, p.err, p.output)
+			return fmt.Errorf("%s %w before %s: %v", p.name, errExited, what, p.err)
 		}
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = conn.Close()
-			return
+		if ready() {
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s did not listen on %s within %v", p.name, addr, startDeadline)
+	return fmt.Errorf("%s did not %s within %v", p.name, what, startDeadline)
 }
 
 // freeAddr returns a loopback address with a port that was free a moment
-// ago, for a child process to listen on.
-//
-// NOTE: another listener may take the port before the child binds it. The
-// emulator then exits at start-up and the test fails with its output; it is
-// not retried.
+// ago, for a child process to listen on. Another listener may take the port
+// before the child binds it, so a caller must detect that and try again, as
+// startEmulator does.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -135,6 +160,10 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
+// emulatorAttempts is how many times startEmulator starts the emulator on
+// new ports when a port it was given has been taken in the meantime.
+const emulatorAttempts = 5
+
 // emulator is the Lambda Runtime Interface Emulator running one handler
 // binary.
 type emulator struct {
@@ -143,23 +172,88 @@ type emulator struct {
 	URL string
 }
 
-// startEmulator runs handler under the emulator, which listens on addr for
-// invocations and on another free loopback port for the Runtime API, and on
+// startEmulator runs handler under the emulator, which listens on two free
+// loopback ports, one for invocations and one for the Runtime API, and on
 // nothing else. The emulator passes its whole environment, env, to the
 // handler, and starts the handler at the first invocation. env replaces the
 // test's environment: with AWS_LAMBDA_MAX_CONCURRENCY set the emulator would
 // run in another mode.
-func startEmulator(t *testing.T, addr, handler string, env []string) *emulator {
+func startEmulator(t *testing.T, handler string, env []string) *emulator {
+	t.Helper()
+	return startEmulatorOn(t, freeAddr, handler, env)
+}
+
+// startEmulatorOn is startEmulator with the addresses taken from pickAddr.
+// When the emulator exits at start-up because an address is in use, it
+// starts again on new addresses, up to emulatorAttempts times.
+func startEmulatorOn(t *testing.T, pickAddr func(*testing.T) string, handler string, env []string) *emulator {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		e, err := tryEmulator(t, pickAddr(t), pickAddr(t), handler, env)
+		if err == nil {
+			return e
+		}
+		output := e.output.String()
+		if !errors.Is(err, errExited) || !strings.Contains(output, "address already in use") {
+			t.Fatalf("%v; output:\n%s", err, output)
+		}
+		if attempt == emulatorAttempts {
+			t.Fatalf("%v on each of %d attempts with new ports; last output:\n%s", err, attempt, output)
+		}
+		t.Logf("%v; an address was in use, so starting it again on new ports", err)
+	}
+}
+
+// tryEmulator starts the emulator on the two addresses and waits until both
+// are served by it. On an error the process has exited, or has been
+// stopped, and its cleanup reports nothing more.
+func tryEmulator(t *testing.T, invokeAddr, runtimeAddr, handler string, env []string) (*emulator, error) {
 	t.Helper()
 	cmd := exec.Command(emulatorBinary,
-		"--runtime-interface-emulator-address", addr,
-		"--runtime-api-address", freeAddr(t),
+		"--runtime-interface-emulator-address", invokeAddr,
+		"--runtime-api-address", runtimeAddr,
 		handler)
 	cmd.Dir = emulatorDir(t)
 	cmd.Env = env
 	p := startProcess(t, "emulator", cmd)
-	p.waitListening(t, addr)
-	return &emulator{process: p, URL: "http://" + addr + smtest.InvocationsPath}
+	e := &emulator{process: p, URL: "http://" + invokeAddr + smtest.InvocationsPath}
+
+	err := p.waitReady("listening on "+invokeAddr+" and "+runtimeAddr, func() bool {
+		return accepts(invokeAddr) && servesRuntimeAPI(runtimeAddr)
+	})
+	if err != nil {
+		p.abandon()
+	}
+	return e, err
+}
+
+// accepts reports whether addr accepts TCP connections.
+func accepts(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close()
+	return true
+}
+
+// servesRuntimeAPI reports whether the emulator's Runtime API serves addr:
+// its ping returns "pong". A bare connection would not show that the port
+// is the emulator's rather than another listener's that took it first.
+//
+// NOTE: the invocation port has no such probe, because every request to it
+// starts the handler. A listener that takes it first makes the emulator
+// exit at once, which waitReady detects unless both probes succeed before
+// the exit. The test then fails at its first invocation.
+func servesRuntimeAPI(addr string) bool {
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get("http://" + addr + "/2018-06-01/ping")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return err == nil && resp.StatusCode == http.StatusOK && string(body) == "pong"
 }
 
 // emulatorDir makes the emulator's working directory. It is not under

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,8 +70,10 @@ func newWorld(t *testing.T) *world {
 	w.provider, providerURL = fakeprovider.Start(t, fakeprovider.Options{})
 	w.baseURL = providerURL + fakeprovider.OpenAIPrefix
 
-	emulatorAddr := freeAddr(t)
-	invoker := smtest.HTTPInvoker{URL: "http://" + emulatorAddr + smtest.InvocationsPath}
+	// The emulator starts last because its environment names the Secrets
+	// Manager test server, so the server gets an invoker that is pointed at
+	// the emulator once it listens.
+	invoker := &emulatorInvoker{}
 	_, w.smURL = smtest.Start(t, smtest.Options{Invoker: w.invocations.wrap(invoker)})
 	w.sm = secretsmanager.NewFromConfig(smtest.TestConfig(t, w.smURL))
 
@@ -78,8 +82,23 @@ func newWorld(t *testing.T) *world {
 		"AWS_LAMBDA_LOG_FORMAT=JSON",
 		"AWS_LAMBDA_FUNCTION_TIMEOUT="+functionTimeout,
 	)
-	w.emulator = startEmulator(t, emulatorAddr, rotatorBinary, lambdaEnv)
+	w.emulator = startEmulator(t, rotatorBinary, lambdaEnv)
+	invoker.url.Store(&w.emulator.URL)
 	return w
+}
+
+// emulatorInvoker posts rotation events to the emulator's invocations URL,
+// which is set once the emulator has started.
+type emulatorInvoker struct {
+	url atomic.Pointer[string]
+}
+
+func (i *emulatorInvoker) Invoke(ctx context.Context, functionARN string, event events.SecretsManagerSecretRotationEvent) error {
+	url := i.url.Load()
+	if url == nil {
+		return errors.New("invoke the rotation function: the emulator has not started")
+	}
+	return smtest.HTTPInvoker{URL: *url}.Invoke(ctx, functionARN, event)
 }
 
 // rotatorEnv is the whole environment of a rotator process: the Secrets

@@ -29,16 +29,9 @@ Example:
   rotator abandon prod/openai
 `
 
-type abandonFlags struct {
-	storeFlags
-	output outputFlag
-}
-
 func (a *app) abandon(ctx context.Context, args []string) error {
-	f := abandonFlags{output: outputText}
 	fs := a.newFlagSet("abandon", abandonUsage)
-	f.register(fs)
-	f.output.register(fs)
+	f := registerStoreOutputFlags(fs)
 	positional, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -3,9 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -208,6 +214,50 @@ func TestStageValidateRejected(t *testing.T) {
 	}
 	if st := e.status("app/openai"); st.Staged != nil {
 		t.Errorf("a rejected key was staged as version %s", st.Staged.VersionID)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: hint: the provider rejected the key: check that it is the right key for this secret")
+	if n := strings.Count(r.stderr, "nothing was staged"); n != 1 {
+		t.Errorf("stderr says nothing was staged %d times, want once:\n%s", n, r.stderr)
+	}
+}
+
+func TestStageValidateTransient(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	e.provider.SetFault("GET /openai/v1/models", fakeprovider.Fault{Status: http.StatusBadRequest})
+	r := e.run("stage", "app/openai", "--file", e.writeFile("key", canary), "--validate")
+	if r.code != exitTransient {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitTransient, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: hint: try again later, or stage without --validate")
+	if n := strings.Count(r.stderr, "nothing was staged"); n != 1 {
+		t.Errorf("stderr says nothing was staged %d times, want once:\n%s", n, r.stderr)
+	}
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("a key that failed its check was staged as version %s", st.Staged.VersionID)
+	}
+}
+
+// TestStageErrorInvalidKey gives stageError the engine's error for a key
+// that cannot be sent. The CLI's own input checks reject such keys first,
+// so no run of the command reaches it.
+func TestStageErrorInvalidKey(t *testing.T) {
+	engine := &rotation.Engine{}
+	_, err := engine.Stage(context.Background(), "app/openai", keystore.Value{APIKey: keystore.NewSecret("sk-with space")}, false)
+	if !errors.Is(err, provider.ErrInvalidKey) {
+		t.Fatalf("Stage: err = %v, want provider.ErrInvalidKey", err)
+	}
+
+	var ce *cliError
+	if !errors.As(stageError("app/openai", settings{}, err), &ce) {
+		t.Fatalf("stageError returned no *cliError")
+	}
+	if ce.code != exitRejected {
+		t.Errorf("exit code = %d, want %d", ce.code, exitRejected)
+	}
+	want := []string{"the key cannot be sent as it is: check the file"}
+	if !slices.Equal(ce.hints, want) {
+		t.Errorf("hints = %q, want %q", ce.hints, want)
 	}
 }
 

@@ -285,5 +285,5 @@ func (a *app) printDevBanner(f *devFlags, baseURL string) {
 Inspect it from another shell:
   KEYTURN_STORE=file://%s rotator status %s
 Press Ctrl-C to stop.
-`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, formatDuration(f.interval), f.dir, devSecretID)
+`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, schedule.FormatDuration(f.interval), f.dir, devSecretID)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,4 +44,24 @@ func newEngine(store keystore.Store, s settings, getenv func(string) string, log
 // stderrLogger logs text lines to stderr at level and above.
 func (a *app) stderrLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// withoutStepRecords drops the engine's records of each rotation step.
+// rotate-now reports the step that failed as its error, so the record would
+// only repeat it.
+type withoutStepRecords struct{ slog.Handler }
+
+func (h withoutStepRecords) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == rotation.StepLogMessage {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h withoutStepRecords) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return withoutStepRecords{h.Handler.WithAttrs(attrs)}
+}
+
+func (h withoutStepRecords) WithGroup(name string) slog.Handler {
+	return withoutStepRecords{h.Handler.WithGroup(name)}
 }

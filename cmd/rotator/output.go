@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -15,6 +14,22 @@ const (
 	outputText outputFlag = "text"
 	outputJSON outputFlag = "json"
 )
+
+// storeOutputFlags are the flags of a command that opens a store and
+// prints its result as text or JSON.
+type storeOutputFlags struct {
+	storeFlags
+	output outputFlag
+}
+
+// registerStoreOutputFlags registers the store flags and --output, which
+// defaults to text, on fs.
+func registerStoreOutputFlags(fs *flag.FlagSet) *storeOutputFlags {
+	f := &storeOutputFlags{output: outputText}
+	f.register(fs)
+	f.output.register(fs)
+	return f
+}
 
 func (o *outputFlag) register(fs *flag.FlagSet) {
 	fs.Var(o, "output", "output `FORMAT`: text or json")
@@ -47,19 +62,6 @@ func formatTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-// formatDuration prints d as time.Duration.String does, without its zero
-// minutes and seconds: 24h, 1h30m, 30s rather than 24h0m0s.
-func formatDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // plural returns "N thing" or "N things".

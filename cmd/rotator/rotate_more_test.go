@@ -71,6 +71,29 @@ func TestRotateNowNothingStagedAdvisesOnce(t *testing.T) {
 	}
 }
 
+// TestRotateNowResumedNothingStagedAdvisesOnce resumes a stale rotation
+// with no key staged, so the engine, not the pre-check, finds nothing to
+// promote.
+func TestRotateNowResumedNothingStagedAdvisesOnce(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	if _, err := e.openStore().BeginRotation(context.Background(), "app/openai", ""); err != nil {
+		t.Fatal(err)
+	}
+	e.configure = func(a *app) { a.clock = fixedClock{time.Now().Add(time.Hour)} }
+
+	r := e.run("rotate-now", "app/openai")
+	if r.code != exitError {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	all := r.stdout + r.stderr
+	if n := strings.Count(all, "rotator stage"); n != 1 {
+		t.Errorf("the advice to stage appears %d times, want once:\n%s", n, all)
+	}
+	assertContains(t, "stderr", r.stderr, "stage a key with `rotator stage app/openai --file KEYFILE`")
+	assertContains(t, "stdout", r.stdout, "failed step: createSecret")
+}
+
 func TestRotateNowRejectedHintIsCommand(t *testing.T) {
 	e := newEnv(t)
 	e.add("app/openai")

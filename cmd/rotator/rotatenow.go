@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -44,7 +45,7 @@ Exit codes:
 
 Example:
   rotator rotate-now prod/openai --timeout 5m
-`, formatDuration(rotation.DefaultRotationTimeout))
+`, schedule.FormatDuration(rotation.DefaultRotationTimeout))
 
 const defaultPollInterval = 2 * time.Second
 
@@ -60,7 +61,7 @@ func (a *app) rotateNow(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("rotate-now", rotateNowUsage)
 	f.register(fs)
 	f.output.register(fs)
-	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long the rotation may take (on AWS: how long to wait for it), as a Go `DURATION` such as 90s or 5m; at most "+formatDuration(rotation.DefaultRotationTimeout)+" on the file store")
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long the rotation may take (on AWS: how long to wait for it), as a Go `DURATION` such as 90s or 5m; at most "+schedule.FormatDuration(rotation.DefaultRotationTimeout)+" on the file store")
 	fs.BoolVar(&f.noWait, "no-wait", false, "on AWS, return as soon as the rotation has started (exit code 5)")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
@@ -71,7 +72,7 @@ func (a *app) rotateNow(ctx context.Context, args []string) error {
 		return err
 	}
 	if f.timeout <= 0 {
-		return usageErrorf("rotate-now: --timeout %s must be positive", formatDuration(f.timeout))
+		return usageErrorf("rotate-now: --timeout %s must be positive", schedule.FormatDuration(f.timeout))
 	}
 	return a.runRotateNow(ctx, secretID, &f)
 }
@@ -86,8 +87,8 @@ func (a *app) runRotateNow(ctx context.Context, secretID string, f *rotateFlags)
 	// so a longer --timeout could not be kept.
 	if s.store.kind == storeFile && f.timeout > rotation.DefaultRotationTimeout {
 		return usageErrorf("rotate-now: --timeout %s is longer than %s, the longest a rotation may run on the file store",
-			formatDuration(f.timeout), formatDuration(rotation.DefaultRotationTimeout)).
-			withHint("pass --timeout %s or less", formatDuration(rotation.DefaultRotationTimeout))
+			schedule.FormatDuration(f.timeout), schedule.FormatDuration(rotation.DefaultRotationTimeout)).
+			withHint("pass --timeout %s or less", schedule.FormatDuration(rotation.DefaultRotationTimeout))
 	}
 	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
@@ -145,7 +146,8 @@ func precheck(ctx context.Context, store keystore.Store, s settings, secretID st
 }
 
 func (a *app) rotateInProcess(ctx context.Context, store keystore.Store, s settings, secretID string) (rotation.Result, error) {
-	engine, err := newEngine(store, s, a.getenv, a.stderrLogger(slog.LevelWarn))
+	logger := slog.New(withoutStepRecords{a.stderrLogger(slog.LevelWarn).Handler()})
+	engine, err := newEngine(store, s, a.getenv, logger)
 	if err != nil {
 		return rotation.Result{}, err
 	}
@@ -216,7 +218,7 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 			return werr
 		}
 	} else {
-		a.printRotation(res)
+		a.printRotation(res, err)
 	}
 	code := exitCodeOf(res.Outcome)
 	if err != nil {
@@ -229,9 +231,9 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 }
 
 // printRotation prints the outcome of a rotation that started. A rotation
-// that never started, such as one of a missing secret, has only its error,
-// on stderr.
-func (a *app) printRotation(res rotation.Result) {
+// that never started, such as one of a missing secret, has only its error
+// err, on stderr.
+func (a *app) printRotation(res rotation.Result, err error) {
 	if res.VersionID == "" {
 		return
 	}
@@ -247,10 +249,17 @@ func (a *app) printRotation(res rotation.Result) {
 		fmt.Fprintf(a.stdout, "%s: %s version %s was not promoted\n", res.Outcome, res.SecretID, res.VersionID)
 	}
 	// A failure outside the four steps is the error itself, which stderr
-	// shows; only a step's failure adds to it.
-	if f := res.Failure; f != nil && slices.Contains(rotation.Steps, rotation.Step(f.Step)) {
-		fmt.Fprintf(a.stdout, "failed step: %s at %s (%s): %s\n", f.Step, formatTime(f.At), f.Class, f.Reason)
+	// shows; only a step's failure adds to it. Its reason is left out when
+	// the error already gives it, so that advice in it is printed once.
+	f := res.Failure
+	if f == nil || !slices.Contains(rotation.Steps, rotation.Step(f.Step)) {
+		return
 	}
+	line := fmt.Sprintf("failed step: %s at %s (%s)", f.Step, formatTime(f.At), f.Class)
+	if err == nil || !strings.Contains(err.Error(), f.Reason) {
+		line += ": " + f.Reason
+	}
+	fmt.Fprintln(a.stdout, line)
 }
 
 // rotationError gives err the outcome's exit code and the next step to

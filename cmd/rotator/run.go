@@ -219,43 +219,28 @@ func oneSecretArg(cmd string, positional []string) (string, error) {
 		withHint("keys are never arguments: rotator stage reads them from --file or standard input")
 }
 
-// Secrets Manager's rule for secret names, which both stores apply: 1 to
-// 512 ASCII letters, digits and /_+=.@-.
-const (
-	maxSecretIDLen      = 512
-	secretIDPunctuation = "/_+=.@-"
-)
-
-// checkSecretArg applies the secret name rule to a SECRET argument, so that
-// a mistyped id is a usage error before any store is opened. An ARN, which
-// the AWS store also accepts, is left to the store. The id is not echoed
-// when it is long or has control characters, because it may be a pasted
-// key.
+// checkSecretArg applies the secret name rule of package keystore to a
+// SECRET argument, so that a mistyped id is a usage error before any store
+// is opened. An ARN, which the AWS store also accepts, is left to the
+// store. The id is not echoed when it is long or has control characters,
+// because it may be a pasted key.
 func checkSecretArg(cmd, id string) error {
 	if strings.TrimSpace(id) == "" {
-		return usageErrorf("%s: SECRET is empty: use 1 to %d letters, digits and %s", cmd, maxSecretIDLen, secretIDPunctuation)
+		return usageErrorf("%s: SECRET is empty: use 1 to %d letters, digits and %s", cmd, keystore.MaxSecretIDLen, keystore.SecretIDPunctuation)
 	}
 	if strings.HasPrefix(id, "arn:") {
 		return nil
 	}
-	if len(id) > maxSecretIDLen {
-		return usageErrorf("%s: SECRET is %d characters long: the maximum is %d", cmd, len(id), maxSecretIDLen)
+	if len(id) > keystore.MaxSecretIDLen {
+		return usageErrorf("%s: SECRET is %d characters long: the maximum is %d", cmd, len(id), keystore.MaxSecretIDLen)
 	}
 	for i, r := range id {
-		if !isSecretIDRune(r) {
+		if !keystore.IsSecretIDRune(r) {
 			return usageErrorf("%s: invalid SECRET: character %q at byte %d is not allowed: use letters, digits and %s",
-				cmd, r, i, secretIDPunctuation)
+				cmd, r, i, keystore.SecretIDPunctuation)
 		}
 	}
 	return nil
-}
-
-func isSecretIDRune(r rune) bool {
-	switch {
-	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
-		return true
-	}
-	return strings.ContainsRune(secretIDPunctuation, r)
 }
 
 // newFlagSet returns a flag set whose Usage prints the command's help to

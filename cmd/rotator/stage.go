@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -91,12 +92,16 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	return a.printStaged(secretID, versionID, f)
 }
 
+// stageError gives an engine error its exit code and a hint. The engine's
+// message already says that nothing was staged.
 func stageError(secretID string, s settings, err error) error {
 	switch {
+	case errors.Is(err, provider.ErrInvalidKey):
+		return withCode(exitRejected, err).withHint("the key cannot be sent as it is: check the file")
 	case errors.Is(err, rotation.ErrRejected):
-		return withCode(exitRejected, err).withHint("the provider rejected the key, so nothing was staged: check that it is the right key for this secret")
+		return withCode(exitRejected, err).withHint("the provider rejected the key: check that it is the right key for this secret")
 	case errors.Is(err, rotation.ErrTransient):
-		return withCode(exitTransient, err).withHint("nothing was staged; try again later, or stage without --validate")
+		return withCode(exitTransient, err).withHint("try again later, or stage without --validate")
 	case errors.Is(err, keystore.ErrNotFound):
 		return notFoundError("stage", secretID, s)
 	}

@@ -56,16 +56,9 @@ Example:
   rotator status prod/openai --output json
 `
 
-type statusFlags struct {
-	storeFlags
-	output outputFlag
-}
-
 func (a *app) status(ctx context.Context, args []string) error {
-	f := statusFlags{output: outputText}
 	fs := a.newFlagSet("status", statusUsage)
-	f.register(fs)
-	f.output.register(fs)
+	f := registerStoreOutputFlags(fs)
 	ids, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -185,7 +178,7 @@ type secretStatus struct {
 }
 
 // settingsStatus is keystore.Settings with the grace period in the compact
-// form of formatDuration.
+// form of schedule.FormatDuration.
 type settingsStatus struct {
 	Provider       string   `json:"provider"`
 	BaseURL        string   `json:"base_url"`
@@ -293,7 +286,7 @@ func settingsStatusOf(s keystore.Settings) settingsStatus {
 		RequiredModels: s.RequiredModels, Probe: s.Probe,
 	}
 	if s.Grace != 0 {
-		out.Grace = formatDuration(time.Duration(s.Grace))
+		out.Grace = schedule.FormatDuration(time.Duration(s.Grace))
 	}
 	return out
 }
@@ -370,8 +363,8 @@ func devRotationOf(r rotationStatus, d keystore.Description, tag string, now tim
 		return r, nil
 	}
 	sched := schedule.Every(interval)
-	r.Schedule = fmt.Sprintf("every %s (development only)", formatDuration(interval))
-	r.DevInterval = formatDuration(interval)
+	r.Schedule = sched.String()
+	r.DevInterval = schedule.FormatDuration(interval)
 	if !r.Enabled {
 		return r, nil
 	}

@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -222,23 +221,6 @@ func TestCheckCanceledContext(t *testing.T) {
 	}
 	if res.Attempts != 0 || a.count() != 0 {
 		t.Errorf("attempts = %d, server saw %d, want none", res.Attempts, a.count())
-	}
-}
-
-func TestCheckConnectionRefused(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c, logs := testChecker(Options{})
-	res := check(t, c, logs, openAISettings("http://"+addr))
-	if res.Class != Transient {
-		t.Errorf("class = %s, want transient", res.Class)
-	}
-	if !strings.Contains(res.Reason, "no response") || res.Status != 0 {
-		t.Errorf("reason = %q, status = %d, want no response and status 0", res.Reason, res.Status)
 	}
 }
 

@@ -52,9 +52,10 @@ func token(s string) string {
 
 // byStatus classifies an error response by its status alone, the rule
 // every adapter falls back on. 401 and 403 reject the key. Timeouts,
-// conflicts, rate limits and 5xx are retried. A redirect means the base URL
-// is not the API root, a configuration error. Any other 4xx proves nothing
-// about the key and will not change on retry.
+// conflicts, rate limits and 5xx are retried. A redirect, and a 404, 405 or
+// 410 that the adapter has not matched as a provider's own error, mean that
+// the base URL is not the API root: a configuration error. Any other 4xx
+// proves nothing about the key and will not change on retry.
 func (r *response) byStatus(info errorInfo) outcome {
 	out := outcome{status: r.status, class: Transient}
 	switch s := r.status; {
@@ -69,12 +70,19 @@ func (r *response) byStatus(info errorInfo) outcome {
 	case s >= 300 && s < 400:
 		out.class = Misconfigured
 		out.reason = r.reason(info, "redirect not followed: set "+keystore.TagBaseURL+" to the final location")
-	case s == http.StatusNotFound || s == http.StatusMethodNotAllowed:
-		out.reason = r.reason(info, "check keyturn:base-url")
+	case notAPIRoot(s):
+		out.class = Misconfigured
+		out.reason = r.reason(info, "check "+keystore.TagBaseURL)
 	default:
 		out.reason = r.reason(info, "the provider did not accept keyturn's request; this says nothing about the key")
 	}
 	return out
+}
+
+// notAPIRoot reports whether status, returned at one of an adapter's own
+// paths, means that the base URL is not the provider's API root.
+func notAPIRoot(status int) bool {
+	return status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusGone
 }
 
 // rejected returns a Rejected outcome for r with notes.

@@ -167,7 +167,9 @@ func chatOnce(ctx context.Context, x *exchange, base, model string, completionTo
 
 // chatAnswer accepts a 200 chat completion. OpenRouter may return 200 with
 // an error object when a request fails after it started, so such a body is
-// classified by the error's code as if it were the status.
+// classified by the error's code as if it were the status. A code that
+// would blame the base URL is classified as a 502 instead, because the 200
+// shows that the request reached the provider.
 func chatAnswer(r *response, classify func(*response) outcome) outcome {
 	var body struct {
 		Choices json.RawMessage `json:"choices"`
@@ -180,7 +182,7 @@ func chatAnswer(r *response, classify func(*response) outcome) outcome {
 	}
 	if body.Error != nil {
 		inner := *r
-		if n, ok := statusCode(rawToken(body.Error.Code)); ok {
+		if n, ok := statusCode(rawToken(body.Error.Code)); ok && !notAPIRoot(n) && (n < 300 || n >= 400) {
 			inner.status = n
 		} else {
 			inner.status = http.StatusBadGateway

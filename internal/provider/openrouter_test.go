@@ -7,13 +7,14 @@ import (
 )
 
 const (
-	openRouterKey       = `{"data":{"label":"sk-or-v1-abc...def","usage":1.25,"limit":null,"is_free_tier":false,"limit_remaining":null,"rate_limit":{"requests":10,"interval":"10s"}}}`
-	openRouterSpent     = `{"data":{"label":"sk-or-v1-abc...def","usage":10,"limit":10,"is_free_tier":false,"limit_remaining":0}}`
-	openRouterNoAuth    = `{"error":{"code":401,"message":"No auth credentials found"}}`
-	openRouterNoCredit  = `{"error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/credits"}}`
-	openRouterRateLimit = `{"error":{"code":429,"message":"Rate limit exceeded"}}`
-	openRouterModels    = `{"data":[{"id":"openai/gpt-4o","name":"OpenAI: GPT-4o"},{"id":"anthropic/claude-sonnet-4.5","name":"Anthropic: Claude Sonnet 4.5"}]}`
-	openRouterLateError = `{"id":"gen-1","choices":[],"error":{"code":402,"message":"Insufficient credits"}}`
+	openRouterKey          = `{"data":{"label":"sk-or-v1-abc...def","usage":1.25,"limit":null,"is_free_tier":false,"limit_remaining":null,"rate_limit":{"requests":10,"interval":"10s"}}}`
+	openRouterSpent        = `{"data":{"label":"sk-or-v1-abc...def","usage":10,"limit":10,"is_free_tier":false,"limit_remaining":0}}`
+	openRouterNoAuth       = `{"error":{"code":401,"message":"No auth credentials found"}}`
+	openRouterNoCredit     = `{"error":{"code":402,"message":"Insufficient credits. Add more using https://openrouter.ai/credits"}}`
+	openRouterRateLimit    = `{"error":{"code":429,"message":"Rate limit exceeded"}}`
+	openRouterModels       = `{"data":[{"id":"openai/gpt-4o","name":"OpenAI: GPT-4o"},{"id":"anthropic/claude-sonnet-4.5","name":"Anthropic: Claude Sonnet 4.5"}]}`
+	openRouterLateError    = `{"id":"gen-1","choices":[],"error":{"code":402,"message":"Insufficient credits"}}`
+	openRouterLateNotFound = `{"id":"gen-1","choices":[],"error":{"code":404,"message":"No endpoints found"}}`
 )
 
 func TestOpenRouterAdapter(t *testing.T) {
@@ -37,6 +38,10 @@ func TestOpenRouterAdapter(t *testing.T) {
 		{name: "html 200", routes: routes{key: {{status: 200, body: htmlPage, header: map[string]string{"Content-Type": "text/html"}}}},
 			want: Transient},
 		{name: "json without data", routes: routes{key: {{status: 200, body: `{}`}}}, want: Transient},
+		{name: "key endpoint not found", routes: routes{key: {{status: 404, body: htmlPage}}},
+			want: Misconfigured, status: 404, attempts: 1},
+		{name: "inference not found in a 200", routes: routes{key: {ok}, models: {{status: 200, body: openRouterModels}}, chat: {{status: 200, body: openRouterLateNotFound}}},
+			required: []string{"openai/gpt-4o"}, probe: keystore.ProbeInference, want: Transient, status: 200, attempts: 5},
 		{name: "required model listed", routes: routes{key: {ok}, models: {{status: 200, body: openRouterModels}}},
 			required: []string{"openai/gpt-4o"}, want: Valid, attempts: 2,
 			models: []string{"openai/gpt-4o", "anthropic/claude-sonnet-4.5"}},

@@ -27,8 +27,9 @@ const (
 	// Misconfigured: keyturn's configuration, not the key, stops the check,
 	// so retrying cannot help until the configuration is fixed. The
 	// settings are invalid, the host policy refuses the base URL or the
-	// address its host resolves to, or the base URL redirects. The result
-	// carries no verdict on the key.
+	// address its host resolves to, or the base URL redirects or returns
+	// 404, 405 or 410, which means it is not the provider's API root. The
+	// result carries no verdict on the key.
 	Misconfigured
 )
 
@@ -60,8 +61,9 @@ type Result struct {
 	// before the key was sent: before any request, or when a connection
 	// was refused at dial time. Class is then Misconfigured, Reason
 	// contains Err's message, and errors.Is(Err, ErrNotAllowed) separates a
-	// host-policy refusal from invalid settings. A redirect is
-	// Misconfigured too, but leaves Err nil, because the request was sent.
+	// host-policy refusal from invalid settings. A redirect, 404, 405 or
+	// 410 is Misconfigured too, but leaves Err nil, because the request was
+	// sent.
 	Err error
 }
 

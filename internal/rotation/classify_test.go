@@ -161,7 +161,7 @@ func TestPolicyRefusalRevokesMintedKey(t *testing.T) {
 	}
 }
 
-func TestRedirectIsConfigHTMLIsTransient(t *testing.T) {
+func TestWrongBaseURLIsConfigHTMLIsTransient(t *testing.T) {
 	t.Parallel() // waits seconds between retries
 	cases := []struct {
 		name  string
@@ -171,6 +171,10 @@ func TestRedirectIsConfigHTMLIsTransient(t *testing.T) {
 	}{
 		{"redirect", fakeprovider.Fault{Status: http.StatusFound, Header: http.Header{"Location": {"https://api.openai.com/v1/models"}}},
 			rotation.ErrConfig, "set keyturn:base-url to the final location"},
+		{"not found", fakeprovider.Fault{Status: http.StatusNotFound, Body: "404 page not found", ContentType: "text/plain"},
+			rotation.ErrConfig, "check keyturn:base-url"},
+		{"method not allowed", fakeprovider.Fault{Status: http.StatusMethodNotAllowed, Body: "method not allowed", ContentType: "text/plain"},
+			rotation.ErrConfig, "check keyturn:base-url"},
 		{"html page", fakeprovider.Fault{Status: http.StatusOK, Body: "<html>sign in</html>", ContentType: "text/html"},
 			rotation.ErrTransient, "body is not JSON"},
 	}

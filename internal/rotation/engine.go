@@ -218,6 +218,9 @@ func (e *Engine) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// StepLogMessage is the message of the record each step logs.
+const StepLogMessage = "rotation step"
+
 // logStep writes the one line each step leaves: what it did or why it
 // failed. No attribute carries a key; Reason strings are public.
 func (c *call) logStep(ctx context.Context, start time.Time, note string, err error) {
@@ -238,5 +241,5 @@ func (c *call) logStep(ctx context.Context, start time.Time, note string, err er
 			slog.String("class", class(err)), slog.String("reason", reason(err)))
 	}
 	attrs = append(attrs, slog.Duration("duration", time.Since(start)))
-	c.e.logger().LogAttrs(ctx, level, "rotation step", attrs...)
+	c.e.logger().LogAttrs(ctx, level, StepLogMessage, attrs...)
 }

@@ -72,12 +72,20 @@ func parseRate(inner string) (interval, error) {
 
 func hourRate(n int) (interval, error) {
 	if n < 4 {
-		return interval{}, fmt.Errorf("rate of %d hours is too frequent; %s, for example rate(4 hours)", n, tooFrequentHelp)
+		return interval{}, fmt.Errorf("rate of %s is too frequent; %s, for example rate(4 hours)", hours(n), tooFrequentHelp)
 	}
 	if n > maxRateHours {
 		return interval{}, fmt.Errorf("rate of %d hours is longer than the maximum of %d days; use at most rate(%d days)", n, maxRateDays, maxRateDays)
 	}
 	return interval{every: time.Duration(n) * time.Hour, align: time.Hour}, nil
+}
+
+// hours returns "1 hour" or "N hours".
+func hours(n int) string {
+	if n == 1 {
+		return "1 hour"
+	}
+	return fmt.Sprintf("%d hours", n)
 }
 
 func dayRate(n int) (interval, error) {

@@ -59,7 +59,7 @@ func Parse(rules keystore.RotationRules) (*Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: AutomaticallyAfterDays %d: %w", ErrInvalid, days, err)
 	}
-	desc := fmt.Sprintf("AutomaticallyAfterDays %d, window %s", days, formatHours(w))
+	desc := fmt.Sprintf("AutomaticallyAfterDays %d, window %s", days, FormatDuration(w))
 	return &Schedule{desc: desc, interval: i, window: w}, nil
 }
 
@@ -123,7 +123,7 @@ func parseRateSchedule(expr, inner, duration string) (*Schedule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Schedule{desc: expr + ", window " + formatHours(w), interval: i, window: w}, nil
+	return &Schedule{desc: expr + ", window " + FormatDuration(w), interval: i, window: w}, nil
 }
 
 func parseCronSchedule(expr, inner, duration string) (*Schedule, error) {
@@ -138,7 +138,7 @@ func parseCronSchedule(expr, inner, duration string) (*Schedule, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Schedule{desc: expr + ", window " + formatHours(w), cron: c, window: w}, nil
+	return &Schedule{desc: expr + ", window " + FormatDuration(w), cron: c, window: w}, nil
 }
 
 // checkFrequency rejects a schedule that never fires or that fires less
@@ -149,14 +149,14 @@ func checkFrequency(c *cronSchedule) error {
 		return fmt.Errorf("it never fires, because no date matches its day and month fields; check the day-of-month against the months")
 	}
 	if gap := c.minHourGap(); gap < 4 {
-		return fmt.Errorf("it fires %s apart; %s, so space the hours at least 4 apart, for example cron(0 */4 * * ? *)", formatHours(time.Duration(gap)*time.Hour), tooFrequentHelp)
+		return fmt.Errorf("it fires %s apart; %s, so space the hours at least 4 apart, for example cron(0 */4 * * ? *)", FormatDuration(time.Duration(gap)*time.Hour), tooFrequentHelp)
 	}
 	overnight := 24 - c.lastHour() + c.firstHour()
 	if overnight >= 4 {
 		return nil
 	}
 	if _, consecutive := c.scanDays(); consecutive {
-		return fmt.Errorf("it fires at %02d:00 and again at %02d:00 the next day, %s apart; %s, so space the hours at least 4 apart across midnight", c.lastHour(), c.firstHour(), formatHours(time.Duration(overnight)*time.Hour), tooFrequentHelp)
+		return fmt.Errorf("it fires at %02d:00 and again at %02d:00 the next day, %s apart; %s, so space the hours at least 4 apart across midnight", c.lastHour(), c.firstHour(), FormatDuration(time.Duration(overnight)*time.Hour), tooFrequentHelp)
 	}
 	return nil
 }
@@ -167,7 +167,7 @@ func checkFrequency(c *cronSchedule) error {
 func Every(d time.Duration) *Schedule {
 	d = max(d, time.Second)
 	return &Schedule{
-		desc:     fmt.Sprintf("every %s (development only)", d),
+		desc:     fmt.Sprintf("every %s (development only)", FormatDuration(d)),
 		interval: interval{every: d},
 		window:   d,
 	}
@@ -224,6 +224,15 @@ func (s *Schedule) Window() time.Duration { return s.window }
 // "cron(0 16 1,15 * ? *), window 8h".
 func (s *Schedule) String() string { return s.desc }
 
-func formatHours(d time.Duration) string {
-	return fmt.Sprintf("%dh", d/time.Hour)
+// FormatDuration prints d as time.Duration.String does, without its zero
+// minutes and seconds: 24h, 1h30m, 30s rather than 24h0m0s.
+func FormatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

@@ -205,6 +205,8 @@ func TestParseRejects(t *testing.T) {
 			[]string{`rate unit "weeks" is not supported`}},
 		{"rate 3 hours", rulesOf("rate(3 hours)"),
 			[]string{"rate of 3 hours is too frequent", "rate(4 hours)"}},
+		{"rate 1 hour", rulesOf("rate(1 hour)"),
+			[]string{"rate of 1 hour is too frequent", "rate(4 hours)"}},
 		{"rate 0 days", rulesOf("rate(0 days)"),
 			[]string{`rate value "0" is not a positive whole number`}},
 		{"rate 1000 days", rulesOf("rate(1000 days)"),
@@ -368,6 +370,24 @@ func TestString(t *testing.T) {
 	for _, tt := range tests {
 		if got := mustParse(t, tt.rules).String(); got != tt.want {
 			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestEveryString(t *testing.T) {
+	tests := []struct {
+		every time.Duration
+		want  string
+	}{
+		{time.Hour, "every 1h (development only)"},
+		{30 * time.Second, "every 30s (development only)"},
+		{90 * time.Minute, "every 1h30m (development only)"},
+		{2 * time.Minute, "every 2m (development only)"},
+		{time.Hour + 30*time.Second, "every 1h0m30s (development only)"},
+	}
+	for _, tt := range tests {
+		if got := schedule.Every(tt.every).String(); got != tt.want {
+			t.Errorf("Every(%v).String() = %q, want %q", tt.every, got, tt.want)
 		}
 	}
 }
