@@ -50,8 +50,30 @@ var kindMessages = map[error]string{
 	ErrInvalidRequest:   "Secrets Manager rejected the request for the secret's current state",
 	ErrInvalidParameter: "Secrets Manager rejected a parameter",
 	ErrDecryption:       "Secrets Manager could not decrypt or encrypt the value: check the secret's KMS key and its key policy",
-	ErrUnavailable:      "Secrets Manager is unavailable or refused the credentials: retry later, and check the credentials and IAM policy if it persists",
+	ErrUnavailable:      "Secrets Manager returned a server error: retry later",
 }
+
+// unavailableMessages word the ErrUnavailable codes that are not server
+// faults: what happened, and what fixes it.
+var unavailableMessages = map[string]string{
+	"ThrottlingException":      throttled,
+	"Throttling":               throttled,
+	"TooManyRequestsException": throttled,
+	"RequestLimitExceeded":     throttled,
+	"RequestTimeout":           timedOut,
+	"RequestTimeoutException":  timedOut,
+	"AccessDeniedException":    "Secrets Manager denied access: check the IAM policy of the caller's role and the secret's resource policy",
+	"ExpiredTokenException":    "Secrets Manager rejected the credentials because they expired: renew them",
+	"UnrecognizedClientException": "Secrets Manager rejected the credentials: check the access key this process uses " +
+		"and that it belongs to the region's partition",
+	"InvalidSignatureException": "Secrets Manager rejected the request signature: check the secret access key " +
+		"and that the system clock is correct",
+}
+
+const (
+	throttled = "Secrets Manager throttled the request, and the SDK's retries did not outlast it: retry later"
+	timedOut  = "the request to Secrets Manager timed out: retry later"
+)
 
 // awsError wraps an SDK error as an *Error. Its cause is the service's API
 // error (code and message) when there is one, which keeps the text short.
@@ -81,7 +103,13 @@ const versionQuota = "Secrets Manager refused the request because it would excee
 func message(kind, cause error, secretID string) string {
 	var apiErr smithy.APIError
 	if !errors.As(cause, &apiErr) {
+		if kind == ErrUnavailable {
+			return unreachableMessage(cause)
+		}
 		return kindMessages[kind]
+	}
+	if msg, ok := unavailableMessages[apiErr.ErrorCode()]; ok && kind == ErrUnavailable {
+		return msg
 	}
 	switch {
 	case kind == ErrInvalidRequest && strings.Contains(apiErr.ErrorMessage(), rotationInProgress):
@@ -91,6 +119,19 @@ func message(kind, cause error, secretID string) string {
 		return versionQuota
 	}
 	return kindMessages[kind]
+}
+
+// unreachableMessage words a request that got no response from Secrets
+// Manager. The cause, appended to the message, gives the reason.
+func unreachableMessage(cause error) string {
+	switch {
+	case errors.Is(cause, context.DeadlineExceeded):
+		return timedOut
+	case errors.Is(cause, context.Canceled):
+		return "the request to Secrets Manager was canceled"
+	}
+	return "no response from Secrets Manager: check the network, the region and the endpoint " +
+		"(AWS_ENDPOINT_URL_SECRETS_MANAGER, if set), then retry"
 }
 
 func classify(err error) (kind, cause error) {

@@ -105,6 +105,28 @@ func TestAWSErrorFromInjectedTypes(t *testing.T) {
 	}
 }
 
+func TestAWSUnavailableSaysWhatHappened(t *testing.T) {
+	cases := map[string]string{
+		smtest.TypeInternal:           "Secrets Manager returned a server error",
+		smtest.TypeThrottling:         "Secrets Manager throttled the request",
+		"AccessDeniedException":       "Secrets Manager denied access: check the IAM policy",
+		"ExpiredTokenException":       "rejected the credentials because they expired",
+		"UnrecognizedClientException": "rejected the credentials",
+	}
+	for typ, want := range cases {
+		t.Run(typ, func(t *testing.T) {
+			s, srv := newAWSStoreAndServer(t)
+			createAWSSecret(t, s, "keyturn/a", `{"api_key":"sk-a"}`)
+			srv.Fail("GetSecretValue", typ, -1)
+			_, err := s.Get(context.Background(), "keyturn/a", keystore.Current())
+			wantAWSKind(t, err, keystore.ErrUnavailable)
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("err = %q, want it to contain %q", err, want)
+			}
+		})
+	}
+}
+
 func TestAWSStoreUnavailable(t *testing.T) {
 	s, srv := newAWSStoreAndServer(t)
 	ctx := context.Background()
@@ -128,6 +150,12 @@ func TestAWSStoreUnreachable(t *testing.T) {
 	s := keystore.NewAWS(secretsmanager.NewFromConfig(cfg), keystore.AWSOptions{})
 	_, err := s.Get(context.Background(), "keyturn/a", keystore.Current())
 	wantAWSKind(t, err, keystore.ErrUnavailable)
+	if !strings.Contains(err.Error(), "no response from Secrets Manager") {
+		t.Errorf("err = %q, want it to say that Secrets Manager did not respond", err)
+	}
+	if strings.Contains(err.Error(), "credentials") {
+		t.Errorf("err = %q blames the credentials for a connection that failed", err)
+	}
 }
 
 func TestAWSStoreCancelledContext(t *testing.T) {

@@ -169,7 +169,7 @@ func (s *FileStore) readPath(op, id, path string) (*secretRecord, error) {
 	r, err := openRecord(sealed, s.identity.identities)
 	if errors.Is(err, errWrongIdentity) {
 		return nil, Errorf(ErrDecryption, op, id,
-			"file %s is encrypted to another age identity than %s (%s): open the store with the identity file it was written with (--identity)",
+			"file %s is encrypted to another age identity than %s (%s): open the store with the identity file it was written with",
 			path, s.identity.path, s.identity.publicKey)
 	}
 	if err != nil {

@@ -30,7 +30,7 @@ func loadIdentity(path string) (*fileIdentity, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, Errorf(ErrNotFound, opOpenFile, "",
-			"the identity file %s does not exist: check its path, restore it from a backup, or, for a new store, create it with age-keygen -o %s", path, path)
+			"the identity file %s does not exist: check its path, or restore it from a backup; a new store needs no identity file named, because rotator add creates one in the store directory", path)
 	}
 	if err != nil {
 		return nil, Errorf(ErrUnavailable, opOpenFile, "",
@@ -81,7 +81,7 @@ func parseIdentity(path string, data []byte) (*fileIdentity, error) {
 		}
 	}
 	return nil, Errorf(ErrInvalidParameter, opOpenFile, "",
-		"the identity file %s contains no X25519 or hybrid identity: generate one with age-keygen", path)
+		"the identity file %s contains no X25519 or hybrid identity (a line starting with AGE-SECRET-KEY-1 or AGE-SECRET-KEY-PQ-1): use the identity file the store's secrets were written with", path)
 }
 
 // describeIdentityError keeps the line number of an age parse error and

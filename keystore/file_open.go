@@ -3,12 +3,16 @@ package keystore
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"filippo.io/age"
 )
 
 const (
@@ -31,6 +35,10 @@ const (
 // secrets: if Dir/identity.age is missing while secret files exist, it
 // returns an error matching ErrDecryption, because those secrets are
 // encrypted to the missing identity and a new one could read none of them.
+// For the same reason it returns an error matching ErrDecryption, and
+// writes nothing, when the store holds secrets and the identity decrypts
+// none of them: writing with it would leave the store encrypted to two
+// identities.
 func OpenFile(opts FileOptions) (*FileStore, error) {
 	if opts.Dir == "" {
 		return nil, Errorf(ErrInvalidParameter, opOpenFile, "",
@@ -41,6 +49,9 @@ func OpenFile(opts FileOptions) (*FileStore, error) {
 		return nil, err
 	}
 	if err := s.openIdentity(opts.IdentityPath, opts.Create); err != nil {
+		return nil, err
+	}
+	if err := s.checkIdentityMatches(); err != nil {
 		return nil, err
 	}
 	s.log.Debug("opened file store", "dir", s.dir, "identity", s.identity.path, "recipient", s.identity.publicKey)
@@ -130,11 +141,11 @@ func (s *FileStore) openDefaultIdentity(path string, generate bool) error {
 		}
 		if !generate {
 			return Errorf(ErrNotFound, opOpenFile, "",
-				"the identity file %s does not exist: restore it, pass --identity, or create the store with rotator add", path)
+				"the identity file %s does not exist: restore it from a backup, or open the store with the identity file its secrets were written with", path)
 		}
 		if err := generateIdentity(path); err != nil {
 			return Errorf(ErrUnavailable, opOpenFile, "",
-				"cannot create the identity file %s: %v: make the store directory %s writable by this user, or pass --identity with an existing identity file",
+				"cannot create the identity file %s: %v: make the store directory %s writable by this user, or open the store with an existing identity file",
 				path, err, s.dir)
 		}
 		s.log.Info("generated age identity for the file store", "path", path)
@@ -157,11 +168,78 @@ func (s *FileStore) checkNoSecrets(path string) error {
 	for _, e := range entries {
 		if isSecretFileName(e.Name()) {
 			return Errorf(ErrDecryption, opOpenFile, "",
-				"the identity file %s is missing, but the secrets in %s are encrypted to it: restore it from a backup, or pass --identity with the identity they were written with",
+				"the identity file %s is missing, but the secrets in %s are encrypted to it: restore it from a backup, or open the store with the identity file they were written with",
 				path, s.secrets)
 		}
 	}
 	return nil
+}
+
+// checkIdentityMatches fails if the store holds secrets and the identity
+// decrypts none of them. It reads only each file's age header, and stops at
+// the first file the identity opens. A file that cannot be read or is not
+// an age file proves nothing either way, so it is skipped. Only files
+// encrypted to other identities count against the identity.
+func (s *FileStore) checkIdentityMatches() error {
+	entries, err := os.ReadDir(s.secrets)
+	if err != nil {
+		return nil // no secrets yet, or an unreadable directory that reads report
+	}
+	foreign := 0
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !isSecretFileName(e.Name()) {
+			continue
+		}
+		switch s.identityOpens(filepath.Join(s.secrets, e.Name())) {
+		case headerOpens:
+			return nil
+		case headerForeign:
+			foreign++
+		}
+	}
+	if foreign == 0 {
+		return nil
+	}
+	return Errorf(ErrDecryption, opOpenFile, "",
+		"the identity file %s decrypts none of the secrets in %s (%s): open the store with the identity file its secrets were written with",
+		s.identity.path, s.dir, countFiles(foreign, "is", "are")+" encrypted to another identity")
+}
+
+// headerMatch is the result of trying an identity on one secret file's age
+// header.
+type headerMatch int
+
+const (
+	headerUnknown headerMatch = iota // unreadable, or not an age file
+	headerOpens
+	headerForeign // encrypted to another identity
+)
+
+func (s *FileStore) identityOpens(path string) headerMatch {
+	f, err := os.Open(path)
+	if err != nil {
+		return headerUnknown
+	}
+	defer f.Close()
+	// Decrypt unwraps the file key from the header and returns before it
+	// reads the payload.
+	_, err = age.Decrypt(io.LimitReader(f, maxSecretFileSize), s.identity.identities...)
+	var noMatch *age.NoIdentityMatchError
+	switch {
+	case err == nil:
+		return headerOpens
+	case errors.As(err, &noMatch):
+		return headerForeign
+	}
+	return headerUnknown
+}
+
+// countFiles words n secret files with the verb that agrees with n.
+func countFiles(n int, singular, plural string) string {
+	if n == 1 {
+		return "1 secret file " + singular
+	}
+	return fmt.Sprintf("%d secret files %s", n, plural)
 }
 
 // removeStaleTemps deletes the temporary files that interrupted writes left

@@ -199,7 +199,7 @@ func TestOpenFileMissingIdentityNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir})
-	wantOpenErr(t, err, keystore.ErrNotFound, identity, "--identity")
+	wantOpenErr(t, err, keystore.ErrNotFound, identity, "does not exist", "restore it")
 	if _, statErr := os.Stat(identity); !errors.Is(statErr, fs.ErrNotExist) {
 		t.Errorf("OpenFile without Create generated %s", identity)
 	}
@@ -231,7 +231,7 @@ func TestOpenFileMissingIdentityWithSecrets(t *testing.T) {
 	for _, create := range []bool{false, true} {
 		_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Create: create})
 		wantOpenErr(t, err, keystore.ErrDecryption,
-			identity, "is missing", "encrypted to it", "restore it", "--identity")
+			identity, "is missing", "encrypted to it", "restore it", "identity file they were written with")
 		if err != nil && strings.Contains(err.Error(), fileCanary) {
 			t.Errorf("err = %q contains the planted key", err)
 		}
@@ -247,7 +247,7 @@ func TestOpenFileMissingIdentityWithSecrets(t *testing.T) {
 }
 
 // TestOpenFileMessagesForOperators checks that OpenFile's errors speak of
-// directories and files, not of FileOptions fields.
+// directories and files, not of FileOptions fields or command-line flags.
 func TestOpenFileMessagesForOperators(t *testing.T) {
 	base := t.TempDir()
 	file := filepath.Join(base, "file")
@@ -269,7 +269,7 @@ func TestOpenFileMessagesForOperators(t *testing.T) {
 				t.Fatal("OpenFile succeeded, want an error")
 			}
 			msg := err.Error()
-			for _, field := range []string{"Dir", "IdentityPath", "FileOptions", "set ", "leave "} {
+			for _, field := range []string{"Dir", "IdentityPath", "FileOptions", "set ", "leave ", "--", "age-keygen"} {
 				if strings.Contains(msg, field) {
 					t.Errorf("err = %q, want no %q", msg, field)
 				}

@@ -117,24 +117,59 @@ func TestFileStoreIdentityReusedOnReopen(t *testing.T) {
 func TestFileStoreWrongIdentity(t *testing.T) {
 	dir := t.TempDir()
 	s := openTestFileStore(t, dir)
-	const id = "keyturn/wrong/identity"
-	mustCreate(t, s, id, fileCanary)
+	mustCreate(t, s, "keyturn/wrong/identity", fileCanary)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	before := listTree(t, dir)
 
 	other := writeIdentity(t, filepath.Join(t.TempDir(), "other.age"), 0o600)
-	s2, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, IdentityPath: other})
-	if err != nil {
-		t.Fatalf("OpenFile with another identity: %v", err)
+	for _, create := range []bool{false, true} {
+		_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, IdentityPath: other, Create: create})
+		if !errors.Is(err, keystore.ErrDecryption) {
+			t.Fatalf("OpenFile with another identity (create %t): err = %v, want ErrDecryption", create, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{other, dir, "decrypts none of the secrets", "1 secret file is encrypted to another identity"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("err = %q, want it to contain %q", msg, want)
+			}
+		}
+		if strings.Contains(msg, fileCanary) {
+			t.Errorf("err = %q contains the planted key", msg)
+		}
 	}
-	defer s2.Close()
+	wantSameTree(t, dir, before)
+}
 
+// A store that already mixes identities opens with either one, and reading
+// a secret encrypted to the other names the file and the identity.
+func TestFileStoreMixedIdentities(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestFileStore(t, dir)
+	mustCreate(t, s, "keyturn/mine", "value-mine")
+	otherDir := t.TempDir()
+	o := openTestFileStore(t, otherDir)
+	const id = "keyturn/theirs"
+	mustCreate(t, o, id, fileCanary)
+	name := keystore.EncodeFileName(id)
+	data, err := os.ReadFile(filepath.Join(otherDir, "secrets", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "secrets", name), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	s2 := openTestFileStore(t, dir)
 	_, err = s2.Get(context.Background(), id, keystore.Current())
 	wantKind(t, err, keystore.ErrDecryption, id)
 	if err == nil {
 		return
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, other) {
-		t.Errorf("err = %q, want it to name the identity path %s", msg, other)
+	if !strings.Contains(msg, filepath.Join(dir, "identity.age")) {
+		t.Errorf("err = %q, want it to name the identity path", msg)
 	}
 	if strings.Contains(strings.ToLower(msg), "corrupt") {
 		t.Errorf("err = %q, want no claim that the file is corrupt", msg)
@@ -144,8 +179,30 @@ func TestFileStoreWrongIdentity(t *testing.T) {
 	}
 	_, err = s2.List(context.Background())
 	if !errors.Is(err, keystore.ErrDecryption) {
-		t.Errorf("List with another identity: err = %v, want ErrDecryption", err)
+		t.Errorf("List with a mixed store: err = %v, want ErrDecryption", err)
 	}
+}
+
+// An identity that matches no file proves nothing when no file is an age
+// file for it to be judged against.
+func TestFileStoreIdentityCheckSkipsDamagedFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestFileStore(t, dir)
+	const id = "keyturn/damaged"
+	mustCreate(t, s, id, "value")
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	path := filepath.Join(dir, "secrets", keystore.EncodeFileName(id))
+	if err := os.WriteFile(path, []byte("not an age file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := writeIdentity(t, filepath.Join(t.TempDir(), "other.age"), 0o600)
+	s2, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, IdentityPath: other})
+	if err != nil {
+		t.Fatalf("OpenFile: %v, want the damaged file left to reads", err)
+	}
+	s2.Close()
 }
 
 func writeIdentity(t *testing.T, path string, mode os.FileMode) string {
@@ -172,8 +229,8 @@ func TestFileStoreIdentityBadMode(t *testing.T) {
 	if !strings.Contains(err.Error(), path) {
 		t.Errorf("err = %q, want it to name %s", err, path)
 	}
-	if !strings.Contains(err.Error(), "chmod 600") {
-		t.Errorf("err = %q, want it to say chmod 600", err)
+	if !strings.Contains(err.Error(), "chmod 600 "+path) {
+		t.Errorf("err = %q, want it to say chmod 600 %s", err, path)
 	}
 }
 

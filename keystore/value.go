@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -72,6 +73,10 @@ func ParseValue(s Secret) (Value, error) {
 		return Value{}, fmt.Errorf("%w: not a JSON object (%s): store the key as {\"api_key\": \"…\"}",
 			ErrMalformedValue, describeJSONError(err))
 	}
+	if err := checkFieldNames(raw); err != nil {
+		return Value{}, err
+	}
+
 	var w wireValue
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&w); err != nil {
@@ -87,6 +92,7 @@ func ParseValue(s Secret) (Value, error) {
 	if w.Settings != nil {
 		v.Settings = *w.Settings
 	}
+
 	for _, k := range knownValueFields {
 		delete(fields, k)
 	}
@@ -94,6 +100,49 @@ func ParseValue(s Secret) (Value, error) {
 		v.extra = fields
 	}
 	return v, nil
+}
+
+// checkFieldNames rejects an object that repeats a field, or that spells a
+// known field in another case. encoding/json would keep the last of the
+// repeated fields without a word, and it matches a known field's name
+// case-insensitively, so {"api_key": A, "API_KEY": B} would store B.
+// Field names are not secret, so the errors name them.
+func checkFieldNames(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // the object's opening brace
+		return fmt.Errorf("%w: %s", ErrMalformedValue, describeJSONError(err))
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("%w: %s", ErrMalformedValue, describeJSONError(err))
+		}
+		name, _ := tok.(string)
+		if known := knownFieldFold(name); known != "" && known != name {
+			return fmt.Errorf("%w: field %q: write it as %s", ErrMalformedValue, name, known)
+		}
+		if seen[name] {
+			return fmt.Errorf("%w: field %q appears more than once: keep only one", ErrMalformedValue, name)
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return fmt.Errorf("%w: %s", ErrMalformedValue, describeJSONError(err))
+		}
+	}
+	return nil
+}
+
+// knownFieldFold returns the known field that name matches when case is
+// ignored, as encoding/json matches it, or "".
+func knownFieldFold(name string) string {
+	for _, k := range knownValueFields {
+		if strings.EqualFold(k, name) {
+			return k
+		}
+	}
+	return ""
 }
 
 // describeJSONError words a decoding error without the input it came from.

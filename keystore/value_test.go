@@ -40,6 +40,10 @@ func TestParseValueMalformed(t *testing.T) {
 		{"bad created_at", `{"api_key": "` + c + `", "created_at": "` + c + `"}`, "created_at"},
 		{"bad grace", `{"api_key": "` + c + `", "settings": {"grace": "` + c + `"}}`, "durations"},
 		{"bad not_before", `{"api_key": "` + c + `", "retire": [{"not_before": "` + c + `"}]}`, "RFC 3339"},
+		{"duplicate api_key", `{"api_key": "` + c + `", "key_id": "k", "api_key": "` + c + `2"}`, `field "api_key" appears more than once`},
+		{"api_key in other case", `{"api_key": "` + c + `", "API_KEY": "` + c + `2"}`, `field "API_KEY": write it as api_key`},
+		{"duplicate settings", `{"api_key": "` + c + `", "settings": {}, "settings": {}}`, `field "settings" appears more than once`},
+		{"duplicate unknown field", `{"api_key": "` + c + `", "note": 1, "note": 2}`, `field "note" appears more than once`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

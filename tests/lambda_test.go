@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -209,20 +210,75 @@ func (w *world) invoke(event events.SecretsManagerSecretRotationEvent) (int, str
 	if err != nil {
 		w.t.Fatalf("encode event: %v", err)
 	}
-	req, err := http.NewRequestWithContext(w.ctx(), http.MethodPost, w.emulator.URL, strings.NewReader(string(payload)))
+	return w.invokePayload("step "+event.Step, string(payload))
+}
+
+// invokePayload posts payload to the emulator as is and returns the status
+// and body; what names the invocation in failures.
+func (w *world) invokePayload(what, payload string) (int, string) {
+	w.t.Helper()
+	req, err := http.NewRequestWithContext(w.ctx(), http.MethodPost, w.emulator.URL, strings.NewReader(payload))
 	if err != nil {
 		w.t.Fatalf("build invocation: %v", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		w.t.Fatalf("invoke step %s: %v", event.Step, err)
+		w.t.Fatalf("invoke %s: %v", what, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		w.t.Fatalf("read invocation response: %v", err)
 	}
-	w.collect("response to step "+event.Step, string(body))
+	w.collect("response to "+what, string(body))
 	return resp.StatusCode, string(body)
+}
+
+// TestLambdaNonJSONEvent invokes the rotator with a payload that is not
+// JSON. The handler, not aws-lambda-go, rejects it, and the error line that
+// aws-lambda-go writes for a failed invocation is a JSON record too.
+func TestLambdaNonJSONEvent(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+
+	_, body := w.invokePayload("a non-JSON payload", "rotate everything, please")
+	fe := w.parseFunctionError(body)
+	if fe.ErrorType != "InvalidEvent" {
+		t.Errorf("errorType = %q, want InvalidEvent; body %s", fe.ErrorType, w.scrubbed(body))
+	}
+
+	// The emulator's own lines are plain text; every line that carries the
+	// handler's error must be one JSON record. The rotator writes the line
+	// as it reports the failure, so it may reach the output after the
+	// response.
+	deadline := time.Now().Add(10 * time.Second)
+	for !loggedInvalidEvent(t, w.emulator.output.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no \"invocation failed\" record with errorType InvalidEvent in the output:\n%s", w.scrubbed(w.emulator.output.String()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loggedInvalidEvent reports whether output contains the JSON record of a
+// failed invocation with errorType InvalidEvent, and fails t for a line
+// with that error that is not a JSON record.
+func loggedInvalidEvent(t *testing.T, output string) bool {
+	t.Helper()
+	found := false
+	for line := range strings.Lines(output) {
+		if !strings.Contains(line, "InvalidEvent") {
+			continue
+		}
+		var record struct {
+			Message   string `json:"message"`
+			ErrorType string `json:"errorType"`
+		}
+		if err := json.Unmarshal([]byte(line), &record); err != nil {
+			t.Fatalf("a log line with the error is not a JSON record: %v: %s", err, line)
+		}
+		found = found || record.Message == "invocation failed" && record.ErrorType == "InvalidEvent"
+	}
+	return found
 }

@@ -31,7 +31,7 @@ Example:
 
 func (a *app) abandon(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("abandon", abandonUsage)
-	f := registerStoreOutputFlags(fs)
+	f := registerStoreOutputFlags(fs, false)
 	positional, err := parseArgs(fs, args)
 	if err != nil {
 		return err

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/internal/provider"
-	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -19,10 +17,10 @@ Usage: rotator add SECRET --provider NAME --base-url URL [flags]
 Creates a managed secret on the file store: its settings as tags, and
 rotation enabled on the given schedule. The secret has no key yet: stage
 one with 'rotator stage', then run 'rotator rotate-now' (or 'rotator serve').
-On AWS, Terraform creates secrets; this command rejects aws:// stores.
+It works on the file store only: on AWS, Terraform creates secrets.
 
 Every setting is checked (provider, base URL against the host allow-list,
-schedule) before anything is written.
+schedule) before anything is written. 'rotator update' changes them later.
 
 Example:
   rotator add prod/openai --provider openai --base-url https://api.openai.com/v1 \
@@ -31,29 +29,20 @@ Example:
 
 type addFlags struct {
 	storeFlags
-	output         outputFlag
-	settings       keystore.Settings
-	requiredModels string
-	grace          string
-	schedule       string
-	window         string
-	description    string
+	output      outputFlag
+	values      *settingsValues
+	description string
 }
 
 func (a *app) add(ctx context.Context, args []string) error {
 	f := addFlags{output: outputText}
 	fs := a.newFlagSet("add", addUsage)
-	f.register(fs)
+	f.registerStore(fs, fileStoreHelp)
+	f.registerHostPolicy(fs)
 	f.output.register(fs)
-	fs.StringVar(&f.settings.Provider, "provider", "", "provider adapter `NAME`: "+strings.Join(keystore.Providers, ", ")+" (openai also covers OpenAI-compatible relays)")
-	fs.StringVar(&f.settings.BaseURL, "base-url", "", "the provider's API root `URL`, such as https://api.openai.com/v1")
-	fs.StringVar(&f.settings.Issuer, "issuer", keystore.IssuerStaged, "where new keys come from: staged (a person stages each key) or dev (minted at the stand-in provider)")
-	fs.StringVar(&f.settings.IssuerSecret, "issuer-secret", "", "`ID` of the secret holding the issuer's admin or management key (needed by every issuer but staged)")
-	fs.StringVar(&f.requiredModels, "required-models", "", "space-separated model `IDS` the key must list, such as \"gpt-4o gpt-4o-mini\"")
-	fs.StringVar(&f.settings.Probe, "probe", keystore.ProbeModels, "how a key is proven: models (list models) or inference (a one-token request)")
-	fs.StringVar(&f.grace, "grace", "24h", "`DURATION` an old key stays valid after it stops being current, such as 24h or 90m")
-	fs.StringVar(&f.schedule, "schedule", "rate(30 days)", "rotation schedule `EXPR`: rate(N hours|days) or cron(0 H DOM MON DOW *) in UTC, at most every 4 hours")
-	fs.StringVar(&f.window, "window", "", "`DURATION` of the window in which a scheduled rotation starts, such as 3h (default: the schedule's)")
+	f.values = registerSettingsFlags(fs, map[string]string{
+		keystore.TagIssuer: keystore.IssuerStaged, keystore.TagProbe: keystore.ProbeModels, keystore.TagGrace: "24h",
+	}, "rate(30 days)")
 	fs.StringVar(&f.description, "description", "", "free-text description of the secret")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
@@ -99,70 +88,21 @@ const maxDescriptionLen = 2048
 // because each comes from a flag value.
 func (f *addFlags) validate(policy *provider.Policy) (map[string]string, keystore.RotationRules, error) {
 	var none keystore.RotationRules
-	if err := f.checkIssuer(); err != nil {
+	tags := map[string]string{}
+	f.values.applyTags(tags, func(string) bool { return true })
+	if err := checkSettingsTags("add", tags, func(string) bool { return true }, policy); err != nil {
 		return nil, none, err
 	}
-	st := f.settings
-	st.RequiredModels = strings.Fields(f.requiredModels)
-	tags := st.Tags()
-	tags[keystore.TagGrace] = strings.TrimSpace(f.grace)
-	settings, err := keystore.SettingsFromTags(tags)
-	if err != nil {
-		return nil, none, usageErrorf("add: %v", err).withHint("run 'rotator help add' for the flags")
+	rules := keystore.RotationRules{
+		ScheduleExpression: strings.TrimSpace(f.values.schedule), Duration: strings.TrimSpace(f.values.window),
 	}
-	if err := checkBaseURLTag(settings.BaseURL); err != nil {
-		return nil, none, err
-	}
-	if err := provider.Validate(settings, policy); err != nil {
-		return nil, none, usageErrorf("add: %w", err).
-			withHint("keys go only to the providers' own hosts over https; add a relay with --relay-host HOST, or allow a loopback test server with --allow-loopback")
-	}
-	rules, err := f.rules()
-	if err != nil {
+	if err := checkRules("add", rules); err != nil {
 		return nil, none, err
 	}
 	if n := utf8.RuneCountInString(f.description); n > maxDescriptionLen {
 		return nil, none, usageErrorf("add: --description is %d characters long: the maximum is %d", n, maxDescriptionLen)
 	}
 	return tags, rules, nil
-}
-
-// checkIssuer rejects an unknown --issuer before the settings checks, which
-// would otherwise ask for the --issuer-secret of an issuer that does not
-// exist.
-func (f *addFlags) checkIssuer() error {
-	issuer := f.settings.Issuer
-	if issuer == keystore.IssuerStaged || slices.Contains(knownIssuers, issuer) {
-		return nil
-	}
-	return usageErrorf("add: unknown issuer %q: use %s or %s",
-		issuer, keystore.IssuerStaged, strings.Join(knownIssuers, ", "))
-}
-
-// checkBaseURLTag rejects a base URL that cannot be a tag value. Secrets
-// Manager's tag values may not contain [ or ], and both stores apply that
-// rule, so a URL with an IPv6 address such as http://[::1]:8080 can never be
-// stored.
-func checkBaseURLTag(baseURL string) error {
-	if !strings.ContainsAny(baseURL, "[]") {
-		return nil
-	}
-	return usageErrorf("add: --base-url %q cannot be stored: tag values may not contain [ or ] (Secrets Manager's tag character rule), so an IPv6 address cannot be part of a base URL", baseURL).
-		withHint("use the IPv4 loopback address instead, such as http://127.0.0.1:PORT/v1, or a host name")
-}
-
-// rules builds the rotation rules from --schedule and --window and checks
-// them.
-func (f *addFlags) rules() (keystore.RotationRules, error) {
-	rules := keystore.RotationRules{ScheduleExpression: strings.TrimSpace(f.schedule), Duration: strings.TrimSpace(f.window)}
-	if _, err := schedule.Parse(rules); err != nil {
-		flags := fmt.Sprintf("--schedule %q", rules.ScheduleExpression)
-		if f.window != "" {
-			flags += fmt.Sprintf(" --window %q", f.window)
-		}
-		return keystore.RotationRules{}, usageErrorf("add: %s: %v", flags, err)
-	}
-	return rules, nil
 }
 
 // createManaged creates the secret with its tags and enables rotation.

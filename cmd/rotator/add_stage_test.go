@@ -67,15 +67,15 @@ func TestAddRejectsBadSettings(t *testing.T) {
 		code int
 		want string
 	}{
-		{"missing provider", []string{"--base-url", "https://api.openai.com/v1"}, exitUsage, "missing tag keyturn:provider"},
+		{"missing provider", []string{"--base-url", "https://api.openai.com/v1"}, exitUsage, "missing --provider: use one of openai"},
 		{"unknown provider", []string{"--provider", "opena1", "--base-url", "https://api.openai.com/v1"}, exitUsage, `unknown provider "opena1"`},
-		{"missing base url", []string{"--provider", "openai"}, exitUsage, "missing tag keyturn:base-url"},
+		{"missing base url", []string{"--provider", "openai"}, exitUsage, "missing --base-url"},
 		{"not https", []string{"--provider", "openai", "--base-url", "http://api.openai.com/v1", "--allow-loopback=false"}, exitUsage, "http://api.openai.com/v1"},
 		{"off the allow-list", []string{"--provider", "openai", "--base-url", "https://relay.example.com/v1"}, exitUsage, "relay.example.com"},
 		{"bad probe", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--probe", "ping"}, exitUsage, `unknown probe "ping"`},
 		{"bad grace", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--grace", "1 day"}, exitUsage, `invalid duration "1 day"`},
 		{"unknown issuer", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "vault", "--issuer-secret", "x"}, exitUsage, `unknown issuer "vault"`},
-		{"issuer without secret", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "dev"}, exitUsage, "missing tag keyturn:issuer-secret"},
+		{"issuer without secret", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--issuer", "dev"}, exitUsage, "missing --issuer-secret"},
 		{"bad schedule", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--schedule", "rate(1 hours)"}, exitUsage, `--schedule "rate(1 hours)"`},
 		{"bad window", []string{"--provider", "openai", "--base-url", "https://api.openai.com/v1", "--window", "3 hours"}, exitUsage, `--window "3 hours"`},
 	}
@@ -166,6 +166,33 @@ func TestStageValueJSON(t *testing.T) {
 	}
 	if value.KeyID != "key_json" {
 		t.Errorf("key id = %q, want key_json", value.KeyID)
+	}
+}
+
+func TestStageReportsAdjustedValue(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	file := e.writeFile("value.json", `{"api_key": "`+canary+`", `+
+		`"settings": {"provider": "openai", "base_url": "https://relay.example.com/v1"}, `+
+		`"retire": [{"key_id": "key_old", "version_id": "v", "not_before": "2026-01-01T00:00:00Z"}]}`)
+
+	r := e.mustRun(exitOK, "stage", "app/openai", "--file", file)
+	assertContains(t, "stderr", r.stderr, "rotator: note:")
+	assertContains(t, "stderr", r.stderr, "base_url")
+	assertContains(t, "stderr", r.stderr, "retire")
+	if strings.Count(r.stderr, "retire list") != 1 {
+		t.Errorf("the retire note appears %d times, want once:\n%s", strings.Count(r.stderr, "retire list"), r.stderr)
+	}
+
+	r = e.mustRun(exitOK, "stage", "app/openai", "--file", file, "--output", "json")
+	var out struct {
+		Notes []string `json:"notes"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("stage --output json: %v\n%s", err, r.stdout)
+	}
+	if len(out.Notes) != 2 {
+		t.Errorf("notes = %q, want one for the settings and one for retire", out.Notes)
 	}
 }
 

@@ -22,8 +22,9 @@ const testLambdaARN = "arn:aws:lambda:us-east-1:123456789012:function:keyturn-ro
 // with the rotation engine as its rotation function.
 type awsEnv struct {
 	*testEnv
-	store *keystore.AWSStore
-	logs  *syncBuffer
+	store  *keystore.AWSStore
+	client *secretsmanager.Client
+	logs   *syncBuffer
 
 	mu    sync.Mutex
 	block chan struct{} // if set, the invoker waits on it before each step
@@ -48,8 +49,8 @@ func newAWSEnv(t *testing.T) *awsEnv {
 		return engine.Run(ctx, step, ev.SecretID, ev.ClientRequestToken)
 	})
 	_, url := smtest.Start(t, smtest.Options{Invoker: invoke, RetryAttempts: -1})
-	client := secretsmanager.NewFromConfig(smtest.TestConfig(t, url))
-	e.store = keystore.NewAWS(client, keystore.AWSOptions{RotationLambdaARN: testLambdaARN})
+	e.client = secretsmanager.NewFromConfig(smtest.TestConfig(t, url))
+	e.store = keystore.NewAWS(e.client, keystore.AWSOptions{RotationLambdaARN: testLambdaARN})
 	engine = &rotation.Engine{
 		Store:   e.store,
 		Checker: provider.New(provider.Options{Policy: provider.NewPolicy(nil, true)}),

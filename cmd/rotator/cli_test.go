@@ -33,7 +33,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, "Usage: rotator COMMAND"},
 		{"unknown command", []string{"rotato"}, `unknown command "rotato"`},
-		{"unknown flag", []string{"status", "--bogus"}, "flag provided but not defined: -bogus"},
+		{"unknown flag", []string{"status", "--bogus"}, "unknown flag --bogus"},
 		{"missing secret", []string{"rotate-now"}, "missing SECRET argument"},
 		{"two secrets", []string{"rotate-now", "a", "b"}, "expected one SECRET argument"},
 		{"bad output", []string{"status", "--output", "yaml"}, `unknown output format "yaml"`},

@@ -24,10 +24,30 @@ type storeFlags struct {
 	allowLoopback bool
 }
 
+// Help texts of --store: every command but add, update and serve takes
+// either store.
+const (
+	anyStoreHelp  = "store `URL`: file:///ABS/DIR, aws://REGION or aws:// (default from $KEYTURN_STORE, the config file, or file://$XDG_DATA_HOME/keyturn/store)"
+	fileStoreHelp = "file store `URL`: file:///ABS/DIR (default from $KEYTURN_STORE, the config file, or file://$XDG_DATA_HOME/keyturn/store)"
+)
+
+// register registers the store flags, with --store accepting either
+// store, and the host policy flags.
 func (f *storeFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.store, "store", "", "store `URL`: file:///ABS/DIR, aws://REGION or aws:// (default from $KEYTURN_STORE, the config file, or file://$XDG_DATA_HOME/keyturn/store)")
+	f.registerStore(fs, anyStoreHelp)
+	f.registerHostPolicy(fs)
+}
+
+// registerStore registers --store, described by storeHelp, and --identity.
+func (f *storeFlags) registerStore(fs *flag.FlagSet, storeHelp string) {
+	fs.StringVar(&f.store, "store", "", storeHelp)
 	fs.StringVar(&f.identity, "identity", "", "age identity `FILE` of the file store (default $KEYTURN_IDENTITY, the config file, or DIR/identity.age)")
-	fs.Var(&f.relayHosts, "relay-host", "extra `HOST` keys may be sent to, for OpenAI-compatible relays; repeatable (default $KEYTURN_RELAY_HOSTS, comma-separated)")
+}
+
+// registerHostPolicy registers the flags that set where keys may be sent,
+// for the commands that send a key to a provider or check a base URL.
+func (f *storeFlags) registerHostPolicy(fs *flag.FlagSet) {
+	fs.Var(&f.relayHosts, "relay-host", "extra `HOST` keys may be sent to: the host name of an OpenAI-compatible relay, such as relay.example.com; repeatable (default $KEYTURN_RELAY_HOSTS, comma-separated)")
 	fs.BoolVar(&f.allowLoopback, "allow-loopback", false, "allow provider URLs on loopback hosts such as http://127.0.0.1:PORT, for tests and development (default $KEYTURN_ALLOW_LOOPBACK)")
 }
 
@@ -288,8 +308,16 @@ func fileStoreError(s settings, err error) error {
 		return withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err)).
 			withHint("%s", fixStoreHint(s))
 	}
-	return withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err)).
-		withHint("pass --store file:///ABSOLUTE/DIR for a writable directory, and --identity for its age identity")
+	opened := withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err))
+	switch {
+	case errors.Is(err, keystore.ErrDecryption):
+		return opened.withHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
+	case errors.Is(err, keystore.ErrInvalidParameter):
+		// The message already says how to fix the path or the identity
+		// file, such as chmod 600 for one that others may read.
+		return opened
+	}
+	return opened.withHint("pass --store file:///ABSOLUTE/DIR for a writable directory")
 }
 
 // storeOrigin words where the store URL came from.

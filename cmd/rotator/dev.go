@@ -34,8 +34,9 @@ at the stand-in, proven against its OpenAI-shaped API and rotated every
 also logs every request the stand-in serves. Ctrl-C stops it.
 
 The stand-in keeps its keys in memory, so every start mints a fresh key at
-once. An existing DIR is reused: its secrets stay and dev/openai is pointed
-at the new port. One dev (or serve) runs on a directory at a time, because
+once. An existing DIR is reused: dev/openai is pointed at the new port, and
+dev rotates dev/openai only. Other secrets in DIR are left alone: dev never
+rotates them ('rotator serve' on that store does, once dev has stopped). One dev (or serve) runs on a directory at a time, because
 each start replaces the stand-in's management key. Intervals under 4 hours
 exist only here: real schedules use 'rotator add --schedule'.
 
@@ -186,6 +187,8 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 	}
 	sched := &scheduler.Scheduler{
 		Store: store, Rotator: engine, Logger: logger, Clock: a.clock,
+		// Other secrets of an existing directory are left alone.
+		Only:        func(d keystore.Description) bool { return d.SecretID == devSecretID },
 		ScheduleFor: func(keystore.Description) (*schedule.Schedule, error) { return schedule.Every(f.interval), nil },
 		Rescan:      f.interval, MinBackoff: f.interval, MaxBackoff: 10 * f.interval,
 	}

@@ -24,6 +24,8 @@ Store selection (first set wins):
                            relative paths: use file://$PWD/store)
     aws://REGION           AWS Secrets Manager in REGION, such as aws://us-east-1
     aws://                 AWS Secrets Manager in the AWS SDK's default region
+  add, update and serve work on the file store only; on AWS, Terraform
+  manages secrets and Secrets Manager runs the schedules.
   The file store's age identity: --identity FILE, $KEYTURN_IDENTITY or
   'identity:' in the config file; default DIR/identity.age, created on first use.
 
@@ -44,12 +46,15 @@ relay_hosts (a list); any other key is an error. Example:
   relay_hosts: [relay.example.com]
 
 Exit codes:
-  0  success; for rotate-now, the new key was promoted
-  1  error
-  2  usage error (unknown command or flag, missing argument, bad flag value)
-  3  rejected: the provider rejected the key
-  4  transient failure (timeout, rate limit, outage): retry later
-  5  rotation in progress
+  0    success; for rotate-now, the new key was promoted
+  1    error
+  2    usage error (unknown command or flag, missing argument, bad flag value)
+  3    rejected: the provider rejected the key
+  4    transient failure (timeout, rate limit, outage, store unreachable):
+       retry later
+  5    rotation in progress
+  130  interrupted by Ctrl-C (128 plus the signal number: 143 for SIGTERM);
+       serve and dev stop cleanly on a signal and exit 0
 
 When AWS_LAMBDA_RUNTIME_API is set, rotator runs as the Secrets Manager
 rotation Lambda instead, configured by AWS_REGION, KEYTURN_RELAY_HOSTS and

@@ -169,7 +169,7 @@ func TestFlagErrorIsOneLine(t *testing.T) {
 	if r.stdout != "" {
 		t.Errorf("a flag error printed the usage text:\n%s", r.stdout)
 	}
-	want := "rotator: error: status: flag provided but not defined: -bogus\nrotator: hint: run 'rotator help status' for usage\n"
+	want := "rotator: error: status: unknown flag --bogus\nrotator: hint: run 'rotator help status' for usage\n"
 	if r.stderr != want {
 		t.Errorf("stderr = %q, want %q", r.stderr, want)
 	}

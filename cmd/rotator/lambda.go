@@ -40,12 +40,13 @@ type lambdaHandler struct {
 // the Lambda runtime; it returns only if configuration fails.
 func startLambda() {
 	logger := slog.New(newLambdaLogHandler(os.Getenv, os.Stdout))
+	routeStdLog(logger)
 	h, err := newLambdaHandler(context.Background(), os.Getenv, logger)
 	if err != nil {
 		logger.Error("rotator lambda: configuration failed", "error", err)
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(h)
 }
 
 // newLambdaHandler builds the handler on the AWS store of AWS_REGION, with
@@ -82,6 +83,23 @@ func (h *lambdaHandler) Handle(ctx context.Context, raw json.RawMessage) (any, e
 		return nil, invokeError(err)
 	}
 	return out, nil
+}
+
+// Invoke implements lambda.Handler, so that the handler receives each
+// payload as it came. Given Handle itself, aws-lambda-go v1.55.1 decodes
+// the payload first and fails a payload that is not JSON with its own
+// errorType, SyntaxError; Invoke makes that an InvalidEvent like any other
+// event keyturn does not handle.
+func (h *lambdaHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	out, err := h.Handle(ctx, payload)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, invokeError(fmt.Errorf("encode the result: %w", err))
+	}
+	return b, nil
 }
 
 func (h *lambdaHandler) handle(ctx context.Context, raw json.RawMessage) (any, error) {

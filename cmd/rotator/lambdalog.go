@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
+	"log"
 	"log/slog"
+	"strings"
 
+	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
@@ -40,4 +44,30 @@ func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
 	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// routeStdLog sends the lines of the standard library's log package through
+// logger, so that every line the Lambda writes is a JSON record.
+// aws-lambda-go v1.55.1 writes its own lines with that package, such as
+// the {"errorMessage": …, "errorType": …} of every failed invocation.
+func routeStdLog(logger *slog.Logger) {
+	log.SetFlags(0)
+	log.SetPrefix("")
+	log.SetOutput(stdLogWriter{logger})
+}
+
+// stdLogWriter turns each line of the log package into a record: a failed
+// invocation's error payload into an ERROR record with its errorType and
+// errorMessage, and any other line into an INFO record.
+type stdLogWriter struct{ logger *slog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	var payload messages.InvokeResponse_Error
+	if json.Unmarshal([]byte(line), &payload) == nil && payload.Type != "" {
+		w.logger.Error("invocation failed", "errorType", payload.Type, "errorMessage", payload.Message)
+		return len(p), nil
+	}
+	w.logger.Info(line, "source", "aws-lambda-go")
+	return len(p), nil
 }

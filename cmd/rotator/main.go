@@ -3,19 +3,18 @@
 //
 // It runs two ways. When AWS_LAMBDA_RUNTIME_API is set it is the Secrets
 // Manager rotation Lambda, configured by environment variables alone.
-// Otherwise it is the operator CLI: add, stage, rotate-now, status, serve
-// and dev, documented by `rotator help`.
+// Otherwise it is the operator CLI: add, update, stage, rotate-now,
+// abandon, status, serve and dev, documented by `rotator help`.
 //
 // Exit codes: 0 success (a rotation promoted), 1 error, 2 usage error,
 // 3 rejected by the provider, 4 transient failure (retry later),
-// 5 rotation in progress.
+// 5 rotation in progress, 130 interrupted by Ctrl-C (128 plus the signal
+// number, so 143 for SIGTERM).
 package main
 
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 func main() {
@@ -23,7 +22,7 @@ func main() {
 		startLambda()
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

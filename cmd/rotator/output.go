@@ -23,10 +23,14 @@ type storeOutputFlags struct {
 }
 
 // registerStoreOutputFlags registers the store flags and --output, which
-// defaults to text, on fs.
-func registerStoreOutputFlags(fs *flag.FlagSet) *storeOutputFlags {
+// defaults to text, on fs. Without hostPolicy it leaves out --relay-host
+// and --allow-loopback, for a command that sends no key anywhere.
+func registerStoreOutputFlags(fs *flag.FlagSet, hostPolicy bool) *storeOutputFlags {
 	f := &storeOutputFlags{output: outputText}
-	f.register(fs)
+	f.registerStore(fs, anyStoreHelp)
+	if hostPolicy {
+		f.registerHostPolicy(fs)
+	}
 	f.output.register(fs)
 	return f
 }

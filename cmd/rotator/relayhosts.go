@@ -20,7 +20,7 @@ func checkRelayHosts(values []string, source string, loopback bool) ([]string, e
 	for _, v := range values {
 		for _, h := range strings.FieldsFunc(v, isListSeparator) {
 			if err := checkRelayHostForm(h, loopback); err != nil {
-				return nil, fmt.Errorf("invalid relay host %q in %s: %w", h, source, err)
+				return nil, fmt.Errorf("invalid relay host %q in %s: %w: %s", h, source, err, relayHostMeaning)
 			}
 			parsed, err := provider.ParseRelayHosts(h)
 			if err != nil {
@@ -31,6 +31,9 @@ func checkRelayHosts(values []string, source string, loopback bool) ([]string, e
 	}
 	return hosts, nil
 }
+
+// relayHostMeaning explains what a relay host is, for errors about one.
+const relayHostMeaning = "a relay host is the public host name of an OpenAI-compatible relay that keys may be sent to, such as relay.example.com"
 
 func isListSeparator(r rune) bool {
 	return r == ',' || r == ' ' || r == '\t' || r == '\n'
@@ -44,10 +47,10 @@ func checkRelayHostForm(h string, loopback bool) error {
 		if u, err := url.Parse(h); err == nil && u.Hostname() != "" {
 			return fmt.Errorf("give a host name, not a URL: use %s", u.Hostname())
 		}
-		return fmt.Errorf("give a host name, not a URL, such as relay.example.com")
+		return fmt.Errorf("give a host name, not a URL")
 	}
 	if strings.Contains(h, "*") {
-		return fmt.Errorf("wildcards are not supported: list each host name, such as relay.example.com")
+		return fmt.Errorf("wildcards are not supported: list each host name")
 	}
 
 	addr, err := netip.ParseAddr(h)
@@ -71,5 +74,8 @@ func checkRelayHostForm(h string, loopback bool) error {
 	if i := strings.Index(msg, `": `); strings.HasPrefix(msg, "base URL ") && i > 0 {
 		msg = msg[i+3:]
 	}
+	// The policy's advice is for a base URL; checkRelayHosts explains what a
+	// relay host is instead.
+	msg = strings.TrimSuffix(msg, ": use the provider's public host")
 	return errors.New(msg)
 }

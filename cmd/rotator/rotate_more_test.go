@@ -90,7 +90,7 @@ func TestRotateNowResumedNothingStagedAdvisesOnce(t *testing.T) {
 	if n := strings.Count(all, "rotator stage"); n != 1 {
 		t.Errorf("the advice to stage appears %d times, want once:\n%s", n, all)
 	}
-	assertContains(t, "stderr", r.stderr, "stage a key with `rotator stage app/openai --file KEYFILE`")
+	assertContains(t, "stderr", r.stderr, "stage a key with 'rotator stage app/openai --file KEYFILE'")
 	assertContains(t, "stdout", r.stdout, "failed step: createSecret")
 }
 
@@ -199,7 +199,7 @@ func TestAbandonAWS(t *testing.T) {
 		t.Fatalf("rotate-now --no-wait: exit %d, want %d\n%s", r.code, exitInProgress, r.stderr)
 	}
 	text := e.mustRun(exitOK, "status", "app/openai", "--store", "aws://us-east-1").stdout
-	assertContains(t, "status", text, "Secrets Manager retries its steps")
+	assertContains(t, "status", text, "not finished; Secrets Manager retries a failed rotation")
 
 	r = e.mustRun(exitOK, "abandon", "app/openai", "--store", "aws://us-east-1", "--output", "json")
 	var out abandonedJSON

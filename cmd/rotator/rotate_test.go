@@ -179,7 +179,8 @@ func TestStatusEmptyAndUnmanaged(t *testing.T) {
 	assertContains(t, "status", r.stdout, "no managed secrets")
 	r = e.mustRun(exitOK, "status", "--output", "json")
 	if strings.TrimSpace(r.stdout) != `{
-  "secrets": []
+  "secrets": [],
+  "errors": []
 }` {
 		t.Errorf("empty status JSON = %s", r.stdout)
 	}

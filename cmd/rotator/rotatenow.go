@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/issuer"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
@@ -24,24 +25,34 @@ On the file store the rotation runs in this process, within --timeout, at
 most %s (retries of a failing provider check stop in time to report).
 A rotation that a stopped rotator left in progress is resumed once it is
 stale ('rotator status SECRET' shows when); until then it is reported in
-progress. On AWS it calls
-RotateSecret, which invokes the rotation Lambda, and polls the secret until
-the rotation ends or --timeout passes.
+progress. Ctrl-C abandons the rotation (AWSPENDING is removed, a staged key
+stays staged) and exits 130.
+
+On AWS it calls RotateSecret, which invokes the secret's rotation function,
+and polls the secret until the rotation ends or --timeout passes. A
+rotation still unfinished then goes on: Secrets Manager retries it, and the
+rotation function's logs show why a step failed. Ctrl-C stops the wait, not
+the rotation, and exits 130. A secret without a rotation function cannot
+be rotated: Terraform sets one.
 
 The outcome goes to stdout; with --output json it is one object, printed
 even when the rotation fails:
   {"secret_id": "...", "version_id": "...", "outcome": "promoted",
    "resumed_from": "...",   (only when a left-over rotation was resumed)
-   "failure": {...},        (why it did not promote)
-   "error": "..."}          (the error, which also goes to stderr)
+   "failure": {...},        (the step that failed, and why)
+   "error": "..."}          (only when no failed step explains it)
+The error and its hints go to stderr, once.
 
 Exit codes:
-  0  promoted: the new key is AWSCURRENT
-  1  error, or the rotation failed without promoting
-  2  usage error
-  3  rejected: the provider rejected the new key; it was not promoted
-  4  transient failure (timeout, rate limit, provider or store outage): retry later
-  5  in progress: another rotation of the secret is running, or --no-wait
+  0    promoted: the new key is AWSCURRENT
+  1    error, or the rotation failed without promoting (such as a setting
+       to fix)
+  2    usage error
+  3    rejected: the provider rejected the new key; it was not promoted
+  4    transient failure (timeout, rate limit, provider or store outage): retry later
+  5    in progress: another rotation of the secret is running, the AWS
+       rotation has not finished within --timeout, or --no-wait
+  130  interrupted by Ctrl-C (143 for SIGTERM)
 
 Example:
   rotator rotate-now prod/openai --timeout 5m
@@ -71,8 +82,8 @@ func (a *app) rotateNow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.timeout <= 0 {
-		return usageErrorf("rotate-now: --timeout %s must be positive", schedule.FormatDuration(f.timeout))
+	if err := positiveDurations("rotate-now", namedDuration{"timeout", f.timeout, "2m"}); err != nil {
+		return err
 	}
 	return a.runRotateNow(ctx, secretID, &f)
 }
@@ -96,53 +107,89 @@ func (a *app) runRotateNow(ctx context.Context, secretID string, f *rotateFlags)
 	}
 	defer closeStore()
 
-	d, res, err := precheck(ctx, store, s, secretID)
+	t := rotateTarget{secretID: secretID, onAWS: s.store.kind == storeAWS}
+	res, err := a.precheck(ctx, store, s, &t)
 	if err == nil {
-		if s.store.kind == storeAWS {
-			res, err = a.rotateOnAWS(ctx, store, d, f)
+		if t.onAWS {
+			res, err = a.rotateOnAWS(ctx, store, t.desc, f)
 		} else {
 			rctx, cancel := context.WithTimeout(ctx, f.timeout)
 			res, err = a.rotateInProcess(rctx, store, s, secretID)
 			cancel()
+			if interrupted(ctx) {
+				res, err = interruptedInProcess(ctx, store, res)
+			}
 		}
 	}
 	res.SecretID = secretID
-	return a.reportRotation(res, err, f.output)
+	return a.reportRotation(ctx, t, res, err, f.output)
+}
+
+// rotateTarget is the secret rotate-now rotates, as precheck read it.
+type rotateTarget struct {
+	secretID string
+	onAWS    bool
+	desc     keystore.Description
+	settings keystore.Settings // valid once precheck passes
 }
 
 // precheck rejects a rotation that is bound to fail before one starts, so
-// that a missing secret or a missing staged key is reported once, in plain
-// words, and leaves no rotation behind.
-func precheck(ctx context.Context, store keystore.Store, s settings, secretID string) (keystore.Description, rotation.Result, error) {
+// that a missing secret, a missing staged key or a missing rotation
+// function is reported once, in plain words, and leaves no rotation behind.
+func (a *app) precheck(ctx context.Context, store keystore.Store, s settings, t *rotateTarget) (rotation.Result, error) {
 	failed := rotation.Result{Outcome: rotation.Failed}
+	secretID := t.secretID
 	d, err := store.Describe(ctx, secretID)
 	switch {
 	case errors.Is(err, keystore.ErrNotFound):
-		return d, failed, notFoundError("rotate-now", secretID, s)
+		return failed, notFoundError("rotate-now", secretID, s)
 	case errors.Is(err, keystore.ErrUnavailable):
-		return d, rotation.Result{Outcome: rotation.Transient}, withCode(exitTransient, fmt.Errorf("rotate-now: %w", err)).
+		return rotation.Result{Outcome: rotation.Transient}, withCode(exitTransient, fmt.Errorf("rotate-now: %w", err)).
 			withHint("the store could not be reached; retry later with 'rotator rotate-now %s'", secretID)
 	case err != nil:
-		return d, failed, fmt.Errorf("rotate-now: %w", err)
+		return failed, fmt.Errorf("rotate-now: %w", err)
 	}
+	t.desc = d
 	if !keystore.IsManaged(d.Tags) {
-		return d, failed, notManagedError("rotate-now", secretID)
+		return failed, notManagedError("rotate-now", secretID)
 	}
-	settings, err := keystore.SettingsFromTags(d.Tags)
-	if err != nil {
-		return d, failed, fmt.Errorf("rotate-now: secret %s: %w", secretID, err)
+	if t.settings, err = keystore.SettingsFromTags(d.Tags); err != nil {
+		return failed, fmt.Errorf("rotate-now: secret %s: %w", secretID, err)
+	}
+	if t.onAWS && d.Rotation.LambdaARN == "" {
+		return failed, noRotationFunctionError(secretID)
 	}
 	if pendingVersion(d) != "" {
 		// A rotation in progress carries its own key: the engine resumes it
 		// once it is stale, and reports it in progress until then.
-		return d, rotation.Result{}, nil
+		return rotation.Result{}, nil
 	}
-	if settings.Issuer == keystore.IssuerStaged && d.VersionWithStage(keystore.StageStaged) == "" {
-		return d, failed, withCode(exitError, fmt.Errorf("rotate-now %s: %w: no key is staged, and the secret's issuer is %s, which mints none",
-			secretID, rotation.ErrNothingToPromote, keystore.IssuerStaged)).
-			withHint("stage the next key first: rotator stage %s --file KEYFILE", secretID)
+	if err := a.checkKeySource(t); err != nil {
+		return failed, err
 	}
-	return d, rotation.Result{}, nil
+	return rotation.Result{}, nil
+}
+
+// checkKeySource rejects a rotation that would find no key: nothing is
+// staged, and the issuer is staged or, on the file store, is the dev issuer
+// while this rotator has no KEYTURN_DEV_ISSUER_URL.
+func (a *app) checkKeySource(t *rotateTarget) error {
+	if t.desc.VersionWithStage(keystore.StageStaged) != "" {
+		return nil
+	}
+	id := t.secretID
+	switch {
+	case t.settings.Issuer == keystore.IssuerStaged:
+		return withCode(exitError, fmt.Errorf("rotate-now %s: %w: no key is staged, and the secret's issuer is %s, which mints none",
+			id, rotation.ErrNothingToPromote, keystore.IssuerStaged)).
+			withHint("stage the next key first: rotator stage %s --file KEYFILE", id)
+	case !t.onAWS && t.settings.Issuer == issuer.DevName && a.getenv(devIssuerEnv) == "":
+		return withCode(exitError, fmt.Errorf("rotate-now %s: %w: its issuer is dev, which mints keys at the stand-in provider of 'rotator dev', and %s is not set",
+			id, rotation.ErrConfig, devIssuerEnv)).
+			withHint("let 'rotator dev' rotate it, or set %s to the stand-in's http://127.0.0.1:PORT/openrouter/api/v1 with --allow-loopback; or stage a key with 'rotator stage %s --file KEYFILE'",
+				devIssuerEnv, id)
+	}
+	return nil
 }
 
 func (a *app) rotateInProcess(ctx context.Context, store keystore.Store, s settings, secretID string) (rotation.Result, error) {
@@ -199,10 +246,10 @@ type rotationJSON struct {
 }
 
 // reportRotation prints the outcome on stdout and returns the error that
-// carries its exit code. JSON output is printed whatever the outcome, so
-// that a script always finds one object on stdout; the error also goes to
-// stderr.
-func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) error {
+// carries its exit code and hints, which exit prints on stderr. JSON output
+// is printed whatever the outcome, so that a script always finds one
+// object on stdout.
+func (a *app) reportRotation(ctx context.Context, t rotateTarget, res rotation.Result, err error, out outputFlag) error {
 	if res.Outcome == "" {
 		res.Outcome = rotation.Failed
 	}
@@ -211,7 +258,7 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 			SecretID: res.SecretID, VersionID: res.VersionID, Outcome: string(res.Outcome),
 			ResumedFrom: res.ResumedFrom, Failure: res.Failure,
 		}
-		if err != nil {
+		if err != nil && !failureExplains(res.Failure, err) {
 			j.Error = err.Error()
 		}
 		if werr := a.writeJSON(j); werr != nil {
@@ -221,13 +268,23 @@ func (a *app) reportRotation(res rotation.Result, err error, out outputFlag) err
 		a.printRotation(res, err)
 	}
 	code := exitCodeOf(res.Outcome)
+	if res.Outcome == outcomeInterrupted {
+		code = interruptedCode(ctx)
+	}
 	if err != nil {
-		return rotationError(res, code, err)
+		return rotationError(t, res, code, err)
 	}
 	if code != exitOK {
 		return errSilent{code}
 	}
 	return nil
+}
+
+// failureExplains reports whether f, a failed step's record, already gives
+// the reason err states, so that the reason is printed once.
+func failureExplains(f *keystore.Failure, err error) bool {
+	return f != nil && f.Reason != "" && slices.Contains(rotation.Steps, rotation.Step(f.Step)) &&
+		strings.Contains(err.Error(), f.Reason)
 }
 
 // printRotation prints the outcome of a rotation that started. A rotation
@@ -256,35 +313,8 @@ func (a *app) printRotation(res rotation.Result, err error) {
 		return
 	}
 	line := fmt.Sprintf("failed step: %s at %s (%s)", f.Step, formatTime(f.At), f.Class)
-	if err == nil || !strings.Contains(err.Error(), f.Reason) {
+	if !failureExplains(f, err) {
 		line += ": " + f.Reason
 	}
 	fmt.Fprintln(a.stdout, line)
-}
-
-// rotationError gives err the outcome's exit code and the next step to
-// take, as a complete command.
-func rotationError(res rotation.Result, code int, err error) error {
-	var hinted *cliError
-	if errors.As(err, &hinted) && len(hinted.hints) > 0 {
-		hinted.code = code
-		return hinted
-	}
-	ce := withCode(code, err)
-	ce.code = code
-	id := res.SecretID
-	switch {
-	case errors.Is(err, rotation.ErrNothingToPromote):
-		// The engine's message already gives the stage command.
-	case code == exitInProgress && strings.Contains(err.Error(), "rotator abandon"):
-		// The engine's message already gives the abandon command.
-		ce.withHint("see it with 'rotator status %s'", id)
-	case code == exitInProgress:
-		ce.withHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", id, id)
-	case code == exitTransient:
-		ce.withHint("the provider or store failed for now; retry later with 'rotator rotate-now %s'", id)
-	case code == exitRejected:
-		ce.withHint("stage a working key with 'rotator stage %s --file KEYFILE --validate'", id)
-	}
-	return ce
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -20,7 +22,7 @@ func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, d keystore.
 	}
 	token, err := store.BeginRotation(ctx, secretID, "")
 	if errors.Is(err, keystore.ErrInvalidRequest) {
-		return rotation.Result{Outcome: rotation.InProgress}, fmt.Errorf("rotate-now %s: %w: %w", secretID, rotation.ErrInProgress, err)
+		return beginRefused(ctx, store, secretID, err)
 	}
 	if err != nil {
 		return rotation.Result{Outcome: outcomeOf(err)}, fmt.Errorf("rotate-now %s: %w", secretID, err)
@@ -28,7 +30,25 @@ func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, d keystore.
 	if f.noWait {
 		return rotation.Result{VersionID: token, Outcome: rotation.InProgress}, nil
 	}
-	return a.pollRotation(ctx, store, secretID, token, f.timeout)
+	return a.pollRotation(ctx, store, d, token, f.timeout)
+}
+
+// beginRefused reports a RotateSecret that Secrets Manager rejected for the
+// secret's state. Only a rotation that started meanwhile, which the
+// secret's AWSPENDING label shows, is in progress; any other rejection, such
+// as a rotation function that was removed, needs the configuration fixed.
+func beginRefused(ctx context.Context, store keystore.Store, secretID string, err error) (rotation.Result, error) {
+	if d, dErr := store.Describe(ctx, secretID); dErr == nil {
+		if pending := pendingVersion(d); pending != "" {
+			return rotation.Result{VersionID: pending, Outcome: rotation.InProgress},
+				fmt.Errorf("rotate-now %s: %w: %w", secretID, rotation.ErrInProgress, err)
+		}
+		if d.Rotation.LambdaARN == "" {
+			return rotation.Result{Outcome: rotation.Failed}, noRotationFunctionError(secretID)
+		}
+	}
+	return rotation.Result{Outcome: rotation.Failed}, withCode(exitError, fmt.Errorf("rotate-now %s: %w", secretID, err)).
+		withHint("check the secret's rotation configuration with 'rotator status %s' and in Terraform", secretID)
 }
 
 // pendingVersion returns the version holding AWSPENDING if it is not also
@@ -42,22 +62,26 @@ func pendingVersion(d keystore.Description) string {
 }
 
 // pollRotation describes the secret until the rotation of token ends or
-// timeout passes, and reads the outcome from the labels.
-func (a *app) pollRotation(ctx context.Context, store keystore.Store, secretID, token string, timeout time.Duration) (rotation.Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// timeout passes, and reads the outcome from the labels. Ctrl-C ends the
+// wait, not the rotation.
+func (a *app) pollRotation(ctx context.Context, store keystore.Store, d keystore.Description, token string, timeout time.Duration) (rotation.Result, error) {
+	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := a.pollInterval
 	if interval <= 0 {
 		interval = defaultPollInterval
 	}
 	for {
-		res, done, err := rotationState(ctx, store, secretID, token)
-		if done || err != nil && ctx.Err() == nil {
+		res, done, err := rotationState(pctx, store, d.SecretID, token)
+		if done || err != nil && pctx.Err() == nil {
 			return res, err
 		}
 		select {
-		case <-ctx.Done():
-			return a.timedOut(store, secretID, token, timeout)
+		case <-pctx.Done():
+			if interrupted(ctx) {
+				return stoppedWaiting(d.SecretID, token)
+			}
+			return timedOut(store, d, token, timeout)
 		case <-time.After(interval):
 		}
 	}
@@ -91,26 +115,64 @@ func rotationState(ctx context.Context, store keystore.Store, secretID, token st
 		return res, true, fmt.Errorf("rotate-now %s version %s: %w: %s", secretID, token, rotation.ErrRejected, res.Failure.Reason)
 	}
 	res.Outcome = rotation.Failed
-	return res, true, fmt.Errorf("rotate-now %s version %s: the rotation ended without promoting the version; the rotation function's logs say why", secretID, token)
+	return res, true, fmt.Errorf("rotate-now %s version %s: the rotation ended without promoting the version; %s",
+		secretID, token, functionLogs(d.Rotation.LambdaARN))
 }
 
-// timedOut reports a rotation still pending at the timeout: in progress, or
-// transient if a failure of this rotation is recorded.
-func (a *app) timedOut(store keystore.Store, secretID, token string, timeout time.Duration) (rotation.Result, error) {
+// stoppedWaiting reports a wait that Ctrl-C ended, while the rotation
+// itself goes on in Secrets Manager.
+func stoppedWaiting(secretID, token string) (rotation.Result, error) {
+	res := rotation.Result{VersionID: token, Outcome: outcomeInterrupted}
+	return res, withCode(exitError, fmt.Errorf("interrupted: stopped waiting for the rotation of %s version %s; the rotation goes on in Secrets Manager",
+		secretID, token)).
+		withHint("check it with 'rotator status %s'", secretID)
+}
+
+// timedOut reports a rotation that had not ended at the timeout: promoted
+// if it just did, transient if a failure of this rotation is recorded, and
+// otherwise still in progress, with what the pending version shows of it.
+func timedOut(store keystore.Store, d keystore.Description, token string, timeout time.Duration) (rotation.Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	secretID := d.SecretID
 	res := rotation.Result{VersionID: token, Outcome: rotation.InProgress}
-	if d, err := store.Describe(ctx, secretID); err == nil && d.VersionWithStage(keystore.StageCurrent) == token {
+	if now, err := store.Describe(ctx, secretID); err == nil && now.VersionWithStage(keystore.StageCurrent) == token {
 		res.Outcome = rotation.Promoted
 		return res, nil
 	}
 	if res.Failure = failureFor(ctx, store, secretID, token); res.Failure != nil {
 		res.Outcome = rotation.Transient
 		return res, fmt.Errorf("rotate-now %s version %s: %w: still pending after %s: %s",
-			secretID, token, rotation.ErrTransient, timeout, res.Failure.Reason)
+			secretID, token, rotation.ErrTransient, schedule.FormatDuration(timeout), res.Failure.Reason)
 	}
-	return res, fmt.Errorf("rotate-now %s version %s: %w: still pending after %s; Secrets Manager retries failed steps",
-		secretID, token, rotation.ErrInProgress, timeout)
+	return res, fmt.Errorf("rotate-now %s version %s: %w: the rotation has not finished after %s: %s %s; "+
+		"Secrets Manager retries a failed rotation on its own, and %s",
+		secretID, token, rotation.ErrInProgress, schedule.FormatDuration(timeout), keystore.StagePending,
+		pendingProgress(ctx, store, secretID, token), functionLogs(d.Rotation.LambdaARN))
+}
+
+// pendingProgress words how far the rotation of token got, as far as its
+// version shows: whether createSecret has stored the new key.
+func pendingProgress(ctx context.Context, store keystore.Store, secretID, token string) string {
+	_, err := store.Get(ctx, secretID, keystore.ByVersion(token))
+	switch {
+	case err == nil:
+		return "is still on the version, which contains the new key: a later step (setSecret, testSecret or finishSecret) has not succeeded yet"
+	case errors.Is(err, keystore.ErrNotFound):
+		return "is still on the version, which has no key yet: createSecret has not succeeded yet"
+	}
+	return "is still on the version"
+}
+
+// functionLogs returns where the rotation function's logs are: CloudWatch
+// Logs, in the log group Lambda names after the function.
+func functionLogs(lambdaARN string) string {
+	// arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+	parts := strings.Split(lambdaARN, ":")
+	if len(parts) >= 7 && parts[5] == "function" && parts[6] != "" {
+		return fmt.Sprintf("the rotation function's logs show why (CloudWatch log group /aws/lambda/%s)", parts[6])
+	}
+	return "the rotation function's logs show why"
 }
 
 // failureFor returns the last_failure recorded for the rotation of token

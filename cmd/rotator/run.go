@@ -22,6 +22,9 @@ const (
 	exitRejected   = 3
 	exitTransient  = 4
 	exitInProgress = 5
+	// exitInterrupted is 128+SIGINT, the shell's code for a command that
+	// Ctrl-C stopped; SIGTERM gives 128+15 = 143 the same way.
+	exitInterrupted = 130
 )
 
 // app is one invocation of the CLI. Tests build it directly to inject the
@@ -58,6 +61,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"add", "create a managed secret on the file store", (*app).add},
+		{"update", "change the settings or schedule of a secret on the file store", (*app).update},
 		{"stage", "store the next key of a secret, read from a file or stdin", (*app).stage},
 		{"rotate-now", "rotate a secret now and report the outcome", (*app).rotateNow},
 		{"abandon", "drop a secret's unfinished rotation (its AWSPENDING label)", (*app).abandon},
@@ -79,7 +83,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			return a.exit(c.run(a, ctx, args[1:]))
+			return a.exit(interruptedError(ctx, c.run(a, ctx, args[1:])))
 		}
 	}
 	return a.exit(usageErrorf("unknown command %q: the commands are %s", name, commandNames()).
@@ -152,12 +156,25 @@ func (a *app) exit(err error) int {
 	if errors.As(err, &silent) {
 		return silent.code
 	}
+	var coded *cliError
 	ce := withCode(exitError, err)
-	fmt.Fprintf(a.stderr, "rotator: error: %v\n", ce.err)
+	if !errors.As(err, &coded) && errors.Is(err, keystore.ErrUnavailable) {
+		// The README promises exit code 4 for an unreachable store from
+		// every command; an error with its own code has chosen it.
+		ce.code = exitTransient
+	}
+	fmt.Fprintf(a.stderr, "rotator: error: %s\n", quoteCommands(ce.err.Error()))
 	for _, h := range ce.hints {
-		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", h)
+		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", quoteCommands(h))
 	}
 	return ce.code
+}
+
+// quoteCommands quotes the commands in msg as the CLI does, in single
+// quotes. The rotation engine quotes them in backticks, which no secret id,
+// tag value or version id can contain, so every backtick is a quote.
+func quoteCommands(msg string) string {
+	return strings.ReplaceAll(msg, "`", "'")
 }
 
 func (a *app) clockNow() time.Time {
@@ -179,7 +196,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 				fs.Usage()
 				return nil, err
 			}
-			return nil, usageErrorf("%s: %v", fs.Name(), err).
+			return nil, usageErrorf("%s: %s", fs.Name(), flagErrorText(fs, err)).
 				withHint("run 'rotator help %s' for usage", fs.Name())
 		}
 		consumed := len(args) - fs.NArg()

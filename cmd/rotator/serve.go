@@ -29,8 +29,14 @@ One serve (or dev) runs on a store at a time: it holds the lock file
 serve.lock in the store directory, and a second one exits with an error.
 The operator commands work while it runs.
 
-Ctrl-C or SIGTERM stops it; a rotation in flight gets --stop-timeout to end.
-On AWS, Secrets Manager runs the schedules; this command rejects aws:// stores.
+Ctrl-C or SIGTERM stops it, with exit code 0; a rotation in flight gets
+--stop-timeout to end. It runs on the file store only: on AWS, Secrets
+Manager runs the schedules.
+
+A rotation that fails is logged with its class: "config" for a setting to
+fix, such as a keyturn:base-url that is not the provider's API root (fix it
+with 'rotator update SECRET --base-url URL'), "transient" for an outage.
+Both are retried with the backoff above.
 
 Example:
   rotator serve --store file:///var/lib/keyturn/store
@@ -47,7 +53,8 @@ type serveFlags struct {
 func (a *app) serve(ctx context.Context, args []string) error {
 	var f serveFlags
 	fs := a.newFlagSet("serve", serveUsage)
-	f.register(fs)
+	f.registerStore(fs, fileStoreHelp)
+	f.registerHostPolicy(fs)
 	fs.BoolVar(&f.once, "once", false, "rotate the secrets that are due now, wait for them, and exit; exit code 1 if a secret could not be read or a rotation failed")
 	fs.DurationVar(&f.rescan, "rescan", scheduler.DefaultRescan, "longest wait between two reads of the store, as a Go `DURATION`")
 	fs.DurationVar(&f.stopTimeout, "stop-timeout", scheduler.DefaultStopTimeout, "how long a rotation in flight may take to end after Ctrl-C or SIGTERM, as a Go `DURATION`")
@@ -58,8 +65,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if len(positional) > 0 {
 		return usageErrorf("serve: unexpected argument %q: serve takes no SECRET, it runs every managed secret", positional[0])
 	}
-	if f.rescan <= 0 || f.stopTimeout <= 0 {
-		return usageErrorf("serve: --rescan and --stop-timeout must be positive")
+	if err := positiveDurations("serve",
+		namedDuration{"rescan", f.rescan, "1m"}, namedDuration{"stop-timeout", f.stopTimeout, "30s"}); err != nil {
+		return err
 	}
 	return a.runServe(ctx, &f)
 }

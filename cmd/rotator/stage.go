@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -24,7 +25,12 @@ Stores the next key of SECRET under KEYTURN_STAGED, for the next rotation to
 prove and promote. The key is read from a file or standard input, never from
 a flag: either the bare key on one line, or a full value JSON object such as
 {"api_key": "sk-...", "key_id": "key_abc"}. Prints the staged version id,
-never the key.
+never the key. It reports when it replaces a key staged before, which no
+rotation will use then.
+
+A key is rejected before anything is stored when it cannot be a provider
+key: a NAME=VALUE line from a .env file, a key in quotes, one shorter than
+8 characters, or one with spaces or control characters.
 
 With --validate the key is checked against the provider first; a rejected
 key is not staged and the exit code is 3.
@@ -85,11 +91,31 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	if err != nil {
 		return err
 	}
-	versionID, err := engine.Stage(ctx, secretID, value, f.validate)
+	// NOTE: the staged version read before and after the write tells which
+	// version this stage replaced and whether another has replaced it
+	// since; two stages that run at once may both name the same earlier
+	// version as replaced, but the later read shows which one stays.
+	before := stagedVersionOf(ctx, store, secretID)
+	res, err := engine.StageValue(ctx, secretID, value, f.validate)
 	if err != nil {
 		return stageError(secretID, s, err)
 	}
-	return a.printStaged(secretID, versionID, f)
+	versionID := res.VersionID
+	out := stagedJSON{SecretID: secretID, VersionID: versionID, Validated: f.validate, Replaced: before, Notes: res.Notes}
+	if after := stagedVersionOf(ctx, store, secretID); after != "" && after != versionID {
+		out.SupersededBy = after
+	}
+	return a.printStaged(out, f.output)
+}
+
+// stagedVersionOf returns the version that has KEYTURN_STAGED, or "" if
+// none does or the secret cannot be read.
+func stagedVersionOf(ctx context.Context, store keystore.Store, secretID string) string {
+	d, err := store.Describe(ctx, secretID)
+	if err != nil {
+		return ""
+	}
+	return d.VersionWithStage(keystore.StageStaged)
 }
 
 // stageError gives an engine error its exit code and a hint. The engine's
@@ -104,6 +130,10 @@ func stageError(secretID string, s settings, err error) error {
 		return withCode(exitTransient, err).withHint("try again later, or stage without --validate")
 	case errors.Is(err, keystore.ErrNotFound):
 		return notFoundError("stage", secretID, s)
+	case errors.Is(err, rotation.ErrConfig) && strings.Contains(err.Error(), keystore.TagBaseURL):
+		t := rotateTarget{secretID: secretID, onAWS: s.store.kind == storeAWS}
+		return withCode(exitError, err).
+			withHint("the secret's %s is not the provider's API root: %s, then stage again", keystore.TagBaseURL, settingsChange(t, "--base-url URL"))
 	}
 	return err
 }
@@ -112,18 +142,36 @@ type stagedJSON struct {
 	SecretID  string `json:"secret_id"`
 	VersionID string `json:"version_id"`
 	Validated bool   `json:"validated"`
+	// Replaced is the version that held KEYTURN_STAGED before, if any.
+	Replaced string `json:"replaced_version_id,omitempty"`
+	// SupersededBy is a version that another stage wrote after this one,
+	// which now has KEYTURN_STAGED.
+	SupersededBy string `json:"superseded_by,omitempty"`
+	// Notes say how the staged value differs from the input: settings
+	// replaced by the secret's tags, dropped retire or last_failure fields.
+	Notes []string `json:"notes,omitempty"`
 }
 
-func (a *app) printStaged(secretID, versionID string, f *stageFlags) error {
-	if f.output == outputJSON {
-		return a.writeJSON(stagedJSON{SecretID: secretID, VersionID: versionID, Validated: f.validate})
+func (a *app) printStaged(out stagedJSON, format outputFlag) error {
+	if format == outputJSON {
+		return a.writeJSON(out)
 	}
 	how := "not validated"
-	if f.validate {
+	if out.Validated {
 		how = "validated with the provider"
 	}
-	fmt.Fprintf(a.stdout, "staged %s version %s (%s)\n", secretID, versionID, how)
-	fmt.Fprintf(a.stdout, "next: 'rotator rotate-now %s' proves and promotes it, or the next scheduled rotation does\n", secretID)
+	for _, note := range out.Notes {
+		fmt.Fprintf(a.stderr, "rotator: note: %s\n", note)
+	}
+	fmt.Fprintf(a.stdout, "staged %s version %s (%s)\n", out.SecretID, out.VersionID, how)
+	if out.Replaced != "" {
+		fmt.Fprintf(a.stdout, "replaced the staged version %s, which no rotation will use now\n", out.Replaced)
+	}
+	if out.SupersededBy != "" {
+		fmt.Fprintf(a.stdout, "another stage has since replaced it: version %s is staged now\n", out.SupersededBy)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "next: 'rotator rotate-now %s' proves and promotes it, or the next scheduled rotation does\n", out.SecretID)
 	return nil
 }
 
@@ -230,12 +278,26 @@ func parseBareKey(name string, data []byte) (keystore.Secret, error) {
 	return keystore.NewSecret(s), nil
 }
 
+// minKeyLen is the length below which a key is taken for a truncated or
+// wrong one. Every provider keyturn supports issues keys of 30 characters
+// or more; 8 leaves room for relays with shorter keys.
+const minKeyLen = 8
+
+// envAssignment matches a .env line such as OPENAI_API_KEY=sk-...: a name,
+// then = and a value. Base64 padding (abc==) does not match, because the
+// value would start with =.
+var envAssignment = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*=[^=]`)
+
 // keyProblem returns why key can never be a provider key, or "". Provider
-// keys are printable ASCII without spaces. The problem names a byte
-// offset, never the character, because the key is secret.
+// keys are printable ASCII without spaces or quotes. The problem names a
+// byte offset or a length, never the key's characters, because the key is
+// secret.
 func keyProblem(key string) string {
 	if !utf8.ValidString(key) {
 		return "is not valid UTF-8 text: check that the file holds the key itself, not a binary file"
+	}
+	if problem := keyShapeProblem(key); problem != "" {
+		return problem
 	}
 	for i, r := range key {
 		switch {
@@ -248,6 +310,26 @@ func keyProblem(key string) string {
 		case r > unicode.MaxASCII:
 			return fmt.Sprintf("contains a non-ASCII character at byte %d, which no provider key has: retype or copy the key again (an editor may have replaced a character, such as - with a dash)", i)
 		}
+	}
+	return ""
+}
+
+// keyShapeProblem finds the usual ways a copied key goes wrong: a whole
+// .env line, quotes kept from a config file, and a cut-off key.
+func keyShapeProblem(key string) string {
+	switch {
+	case key == "":
+		return "" // the callers report a missing key in their own words
+	case envAssignment.MatchString(key):
+		return "looks like a NAME=VALUE line from a .env file: put only the value after = in the file"
+	case strings.HasPrefix(key, "export ") && strings.Contains(key, "="):
+		return "looks like a shell export line: put only the value after = in the file"
+	case strings.ContainsAny(key[:1], `"'`+"`"):
+		return "starts with a quote: remove the quotes around the key"
+	case strings.ContainsAny(key[len(key)-1:], `"'`+"`"):
+		return "ends with a quote: remove the quotes around the key"
+	case len(key) < minKeyLen:
+		return fmt.Sprintf("is %d characters long, shorter than any provider key (at least %d): check that the file contains the whole key", len(key), minKeyLen)
 	}
 	return ""
 }

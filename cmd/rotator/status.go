@@ -23,7 +23,8 @@ Shows each managed secret (one with a keyturn:provider tag), or the named
 ones: settings, versions and their labels, the last and next rotation, a
 rotation in progress, the last rejected key and whether a key is staged.
 Never prints a key. A secret that cannot be read or is not found is
-reported on stderr, after the others are shown, and the exit code is 1.
+reported on stderr, after the others are shown, and the exit code is 1, or
+4 when the store cannot be reached.
 
 The last rejected key is the KEYTURN_REJECTED version, which records why
 the provider rejected it and which rotation it came from. Transient
@@ -41,7 +42,9 @@ With --output json it prints one object:
                  "schedule_error": "..."},
     "last_rotated": "2026-01-02T03:04:05Z",   (null if never)
     "next_rotation": "2026-02-01T00:00:00Z",  (null if not scheduled)
-    "staged": {"version_id": "..."},          (null if none)
+    "due_now": false,                          (true once next_rotation has come)
+    "staged": {"version_id": "...",            (null if none)
+               "in_rotation": "..."},          (the rotation carrying this key, if any)
     "rotation_in_progress": {"version_id": "...", "since": "...",
                  "stale_at": "...", "stale": false},  (null if none;
                  stale_at only on the file store)
@@ -49,7 +52,8 @@ With --output json it prints one object:
                      "step": "testSecret", "at": "...",
                      "class": "rejected", "reason": "..."},  (null if none)
     "versions": [{"version_id": "...", "stages": ["AWSCURRENT"], "created": "..."}]
-  }]}
+  }],
+  "errors": [{"secret_id": "...", "message": "..."}]}  (secrets not shown)
 Times are RFC 3339 in UTC; durations are Go durations such as 24h or 1h30m.
 
 Example:
@@ -58,7 +62,7 @@ Example:
 
 func (a *app) status(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("status", statusUsage)
-	f := registerStoreOutputFlags(fs)
+	f := registerStoreOutputFlags(fs, true)
 	ids, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -82,9 +86,12 @@ func (a *app) status(ctx context.Context, args []string) error {
 	descs, problems := describeManaged(ctx, store, s, ids)
 	r := statusReader{store: store, policy: s.policy(), now: a.clockNow(),
 		engine: &rotation.Engine{Store: store, Now: a.clockNow}}
-	report := statusReport{Secrets: []secretStatus{}}
+	report := statusReport{Secrets: []secretStatus{}, Errors: []statusError{}}
 	for _, d := range descs {
 		report.Secrets = append(report.Secrets, r.statusOf(ctx, d))
+	}
+	for _, p := range problems {
+		report.Errors = append(report.Errors, statusError{SecretID: p.secretID, Message: p.err.Error()})
 	}
 
 	if f.output == outputJSON {
@@ -97,10 +104,23 @@ func (a *app) status(ctx context.Context, args []string) error {
 	return a.reportProblems(problems)
 }
 
+// statusProblem is a secret that status could not show, or a store that
+// it could not list; secretID is "" when no one secret is at fault.
+type statusProblem struct {
+	secretID string
+	err      error
+}
+
+// statusError is a statusProblem in the JSON output.
+type statusError struct {
+	SecretID string `json:"secret_id,omitempty"`
+	Message  string `json:"message"`
+}
+
 // describeManaged describes the named secrets, or lists every managed one.
-// It returns every description it could read, and an error for each
+// It returns every description it could read, and a problem for each
 // secret it could not read or that is not managed.
-func describeManaged(ctx context.Context, store keystore.Store, s settings, ids []string) ([]keystore.Description, []error) {
+func describeManaged(ctx context.Context, store keystore.Store, s settings, ids []string) ([]keystore.Description, []statusProblem) {
 	if len(ids) == 0 {
 		all, err := store.List(ctx)
 		var managed []keystore.Description
@@ -112,16 +132,16 @@ func describeManaged(ctx context.Context, store keystore.Store, s settings, ids 
 		return managed, listProblems(err)
 	}
 	var descs []keystore.Description
-	var problems []error
+	var problems []statusProblem
 	for _, id := range ids {
 		d, err := store.Describe(ctx, id)
 		switch {
 		case errors.Is(err, keystore.ErrNotFound):
-			problems = append(problems, notFoundError("status", id, s))
+			problems = append(problems, statusProblem{id, notFoundError("status", id, s)})
 		case err != nil:
-			problems = append(problems, fmt.Errorf("status: %w", err))
+			problems = append(problems, statusProblem{id, fmt.Errorf("status: %w", err)})
 		case !keystore.IsManaged(d.Tags):
-			problems = append(problems, notManagedError("status", id))
+			problems = append(problems, statusProblem{id, notManagedError("status", id)})
 		default:
 			descs = append(descs, d)
 		}
@@ -130,51 +150,65 @@ func describeManaged(ctx context.Context, store keystore.Store, s settings, ids 
 }
 
 // listProblems splits the error of a List, which joins one error per
-// secret it could not read, so that each is reported on its own line.
-func listProblems(err error) []error {
+// secret it could not read, so that each is reported on its own line with
+// the secret it names.
+func listProblems(err error) []statusProblem {
 	if err == nil {
 		return nil
 	}
-	var problems []error
+	errs := []error{err}
 	if joined, ok := err.(interface{ Unwrap() []error }); ok {
-		for _, e := range joined.Unwrap() {
-			problems = append(problems, fmt.Errorf("status: %w", e))
-		}
-		return problems
+		errs = joined.Unwrap()
 	}
-	return []error{fmt.Errorf("status: %w", err)}
+	var problems []statusProblem
+	for _, e := range errs {
+		p := statusProblem{err: fmt.Errorf("status: %w", e)}
+		var ke *keystore.Error
+		if errors.As(e, &ke) {
+			p.secretID = ke.SecretID
+		}
+		problems = append(problems, p)
+	}
+	return problems
 }
 
-// reportProblems prints each error on stderr, as exit does for one, and
-// returns an error that exits 1 if there were any.
-func (a *app) reportProblems(problems []error) error {
+// reportProblems prints each problem on stderr, as exit does for one, and
+// returns an error that exits 1, or 4 if the store could not be reached.
+func (a *app) reportProblems(problems []statusProblem) error {
 	switch len(problems) {
 	case 0:
 		return nil
 	case 1:
-		return problems[0]
+		return problems[0].err
 	}
+	code := exitError
 	for _, p := range problems {
-		a.exit(p)
+		if a.exit(p.err) == exitTransient {
+			code = exitTransient
+		}
 	}
-	return errSilent{exitError}
+	return errSilent{code}
 }
 
 type statusReport struct {
 	Secrets []secretStatus `json:"secrets"`
+	Errors  []statusError  `json:"errors"`
 }
 
 type secretStatus struct {
-	SecretID      string          `json:"secret_id"`
-	Settings      settingsStatus  `json:"settings"`
-	SettingsError string          `json:"settings_error,omitempty"`
-	Rotation      rotationStatus  `json:"rotation"`
-	LastRotated   *time.Time      `json:"last_rotated"`
-	NextRotation  *time.Time      `json:"next_rotation"`
-	Staged        *stagedStatus   `json:"staged"`
-	InProgress    *pendingStatus  `json:"rotation_in_progress"`
-	LastFailure   *rejectedStatus `json:"last_failure"`
-	Versions      []versionStatus `json:"versions"`
+	SecretID      string         `json:"secret_id"`
+	Settings      settingsStatus `json:"settings"`
+	SettingsError string         `json:"settings_error,omitempty"`
+	Rotation      rotationStatus `json:"rotation"`
+	LastRotated   *time.Time     `json:"last_rotated"`
+	NextRotation  *time.Time     `json:"next_rotation"`
+	// DueNow is true when the next rotation's time has come, as for a
+	// secret that was never rotated.
+	DueNow      bool            `json:"due_now"`
+	Staged      *stagedStatus   `json:"staged"`
+	InProgress  *pendingStatus  `json:"rotation_in_progress"`
+	LastFailure *rejectedStatus `json:"last_failure"`
+	Versions    []versionStatus `json:"versions"`
 }
 
 // settingsStatus is keystore.Settings with the grace period in the compact
@@ -199,6 +233,11 @@ type rotationStatus struct {
 
 type stagedStatus struct {
 	VersionID string `json:"version_id"`
+	// InRotation is the version of the rotation in progress that carries
+	// the staged key, if one does.
+	InRotation string `json:"in_rotation,omitempty"`
+	// pendingEmpty is true while the rotation in progress has no key yet.
+	pendingEmpty bool
 }
 
 // pendingStatus is a rotation in progress: AWSPENDING on a version that is
@@ -258,16 +297,42 @@ func (r statusReader) statusOf(ctx context.Context, d keystore.Description) secr
 		st.SettingsError = err.Error()
 	}
 	st.Rotation, st.NextRotation = rotationOf(d, r.now)
-	if id := d.VersionWithStage(keystore.StageStaged); id != "" {
-		st.Staged = &stagedStatus{VersionID: id}
-	}
+	st.DueNow = st.NextRotation != nil && !st.NextRotation.After(r.now)
 	st.Versions = versionsOf(ctx, r.store, d)
 	st.InProgress = r.pendingOf(ctx, d, st.Versions)
+	if id := d.VersionWithStage(keystore.StageStaged); id != "" {
+		st.Staged = &stagedStatus{VersionID: id}
+		if st.InProgress != nil {
+			r.stagedInRotation(ctx, d.SecretID, st.Staged, st.InProgress.VersionID)
+		}
+	}
 	// NOTE: only rejections are recorded, in KEYTURN_REJECTED. A transient
 	// failure leaves no trace in the store, so a secret whose rotations
 	// keep timing out shows no last_failure here.
 	st.LastFailure = lastRejected(ctx, r.store, d.SecretID)
 	return st
+}
+
+// stagedInRotation records in staged whether the rotation in progress in
+// version pending carries the staged key, or has taken no key yet.
+func (r statusReader) stagedInRotation(ctx context.Context, secretID string, staged *stagedStatus, pending string) {
+	pv, err := r.store.Get(ctx, secretID, keystore.ByVersion(pending))
+	if errors.Is(err, keystore.ErrNotFound) {
+		staged.pendingEmpty = true
+		return
+	}
+	if err != nil {
+		return
+	}
+	sv, err := r.store.Get(ctx, secretID, keystore.ByVersion(staged.VersionID))
+	if err != nil {
+		return
+	}
+	pendingValue, pErr := keystore.ParseValue(pv.Value)
+	stagedValue, sErr := keystore.ParseValue(sv.Value)
+	if pErr == nil && sErr == nil && pendingValue.APIKey.Equal(stagedValue.APIKey) {
+		staged.InRotation = pending
+	}
 }
 
 // policyFor returns the host policy a secret's rotator applies. The secret
@@ -470,8 +535,8 @@ func (a *app) printSecretStatus(s secretStatus) {
 	}
 	row("schedule", scheduleText(s.Rotation))
 	row("last rotated", optTime(s.LastRotated, "never"))
-	row("next rotation", optTime(s.NextRotation, "-"))
-	row("staged key", stagedText(s.Staged))
+	row("next rotation", nextRotationText(s))
+	row("staged key", stagedText(s.Staged, s.InProgress))
 	if p := s.InProgress; p != nil {
 		row("in progress", pendingText(s.SecretID, p))
 	}
@@ -533,10 +598,13 @@ func scheduleText(r rotationStatus) string {
 
 // pendingText describes a rotation in progress and what will end it.
 func pendingText(secretID string, p *pendingStatus) string {
-	text := fmt.Sprintf("version %s (%s) since %s", p.VersionID, keystore.StagePending, optTime(p.Since, "an unknown time"))
+	text := fmt.Sprintf("version %s (%s)", p.VersionID, keystore.StagePending)
+	if p.Since != nil {
+		text += " since " + formatTime(*p.Since)
+	}
 	switch {
 	case p.onAWS:
-		return text + "; Secrets Manager retries its steps until it ends"
+		return text + ": not finished; Secrets Manager retries a failed rotation, and the rotation function's logs show why a step failed"
 	case p.StaleAt == nil:
 		return text + fmt.Sprintf("; if no rotator is working on it, 'rotator abandon %s' drops it", secretID)
 	case p.Stale:
@@ -546,11 +614,25 @@ func pendingText(secretID string, p *pendingStatus) string {
 	return text + fmt.Sprintf(" (resumed after %s if its rotator stopped)", formatTime(*p.StaleAt))
 }
 
-func stagedText(s *stagedStatus) string {
-	if s == nil {
+func stagedText(s *stagedStatus, p *pendingStatus) string {
+	switch {
+	case s == nil:
 		return "none"
+	case s.InRotation != "":
+		return fmt.Sprintf("yes, version %s (being rotated in version %s)", s.VersionID, s.InRotation)
+	case p != nil && s.pendingEmpty:
+		return fmt.Sprintf("yes, version %s (the rotation in progress in version %s has not taken a key yet)", s.VersionID, p.VersionID)
 	}
 	return "yes, version " + s.VersionID
+}
+
+// nextRotationText words the next rotation: "due now" once its time has
+// come, rather than a time in the past.
+func nextRotationText(s secretStatus) string {
+	if s.DueNow {
+		return "due now"
+	}
+	return optTime(s.NextRotation, "-")
 }
 
 func optTime(t *time.Time, none string) string {

@@ -45,7 +45,7 @@ func TestAnthropicAdapter(t *testing.T) {
 		{name: "valid", routes: routes{models: {ok}}, want: Valid, attempts: 1,
 			models: []string{"claude-sonnet-4-5", "claude-haiku-4-5"}},
 		{name: "required model missing", routes: routes{models: {ok}}, required: []string{"claude-opus-4-1"},
-			want: Rejected, reason: "required model claude-opus-4-1 not listed (1 pages read)"},
+			want: Rejected, reason: "required model claude-opus-4-1 not listed (1 page read)"},
 		{name: "authentication error", routes: routes{models: {{status: 401, body: anthropicAuthError}}},
 			want: Rejected, status: 401, reason: "401 authentication_error"},
 		{name: "permission error", routes: routes{models: {{status: 403, body: anthropicPermission}}},

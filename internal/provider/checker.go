@@ -98,7 +98,8 @@ func (c *checker) Check(ctx context.Context, req Request) Result {
 
 	x := &exchange{
 		client: c.opts.Policy.Client(), adapter: a,
-		key: req.Key, deadline: deadline, opts: c.opts, initial: c.initial, maxTries: c.maxTries,
+		key: req.Key, deadline: deadline, margin: marginFor(c.opts.Margin, time.Until(deadline)),
+		opts: c.opts, initial: c.initial, maxTries: c.maxTries,
 		logger: c.opts.Logger.With(slog.String("provider", req.Settings.Provider)),
 	}
 	out, models := a.check(ctx, x, req.Settings)

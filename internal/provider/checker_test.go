@@ -35,7 +35,7 @@ func TestCheckHangingProviderEndsBeforeDeadline(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 
 	// Default CallTimeout and Margin: the 3s deadline leaves room for one
-	// request cut to 1s.
+	// request cut to about 2.25s, keeping a quarter of the budget free.
 	logs := &logBuffer{}
 	c := New(Options{Policy: NewPolicy(nil, true)})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -53,6 +53,10 @@ func TestCheckHangingProviderEndsBeforeDeadline(t *testing.T) {
 	}
 	if !strings.Contains(res.Reason, "timed out") {
 		t.Errorf("reason = %q, want a timeout", res.Reason)
+	}
+	if !strings.Contains(res.Reason, "the check stopped early to keep") ||
+		!strings.Contains(res.Reason, "for clean-up before the deadline") {
+		t.Errorf("reason = %q, want it to say why the request was cut short", res.Reason)
 	}
 	if res.Attempts < 1 {
 		t.Errorf("attempts = %d, want at least 1", res.Attempts)
@@ -246,5 +250,41 @@ func TestOptionsDefaults(t *testing.T) {
 	}
 	if o.Logger == nil {
 		t.Error("default logger is nil")
+	}
+}
+
+func TestMarginScalesWithBudget(t *testing.T) {
+	cases := []struct{ budget, want time.Duration }{
+		{time.Minute, DefaultMargin},
+		{8 * time.Second, DefaultMargin},
+		{3 * time.Second, 750 * time.Millisecond},
+		{time.Second, 250 * time.Millisecond},
+		{0, 0},
+		{-time.Second, 0},
+	}
+	for _, tc := range cases {
+		if got := marginFor(DefaultMargin, tc.budget); got != tc.want {
+			t.Errorf("marginFor(%s, %s) = %s, want %s", DefaultMargin, tc.budget, got, tc.want)
+		}
+	}
+}
+
+// A 3s budget, as `rotate-now --timeout 3s` gives, still gets a request
+// of more than two seconds under the default options.
+func TestShortBudgetGetsRealAttempt(t *testing.T) {
+	opts := Options{}.withDefaults()
+	deadline := time.Now().Add(3 * time.Second)
+	x := &exchange{deadline: deadline, margin: marginFor(opts.Margin, time.Until(deadline)), opts: opts}
+	if got := x.callTimeout(); got < 2*time.Second || got > 2250*time.Millisecond {
+		t.Errorf("call timeout = %s, want about 2.25s", got)
+	}
+	reason := x.timeoutReason(x.callTimeout())
+	if !strings.Contains(reason, "the check stopped early to keep") {
+		t.Errorf("reason = %q, want it to say the check stopped early", reason)
+	}
+
+	long := &exchange{deadline: time.Now().Add(time.Minute), margin: opts.Margin, opts: opts}
+	if got := long.timeoutReason(long.callTimeout()); got != "timed out after 5s" {
+		t.Errorf("reason = %q, want a plain timeout for an uncut request", got)
 	}
 }

@@ -174,8 +174,12 @@ func missingOutcome(where string, missing []string, pages int) outcome {
 	for i, m := range missing {
 		missing[i] = safeModel(m)
 	}
+	read := "1 page read"
+	if pages != 1 {
+		read = fmt.Sprintf("%d pages read", pages)
+	}
 	return outcome{class: Rejected, status: http.StatusOK, reason: fmt.Sprintf(
-		"%s: required %s %s not listed (%d pages read)", where, noun, strings.Join(missing, ", "), pages)}
+		"%s: required %s %s not listed (%s)", where, noun, strings.Join(missing, ", "), read)}
 }
 
 // safeModel returns a model name for a reason. Required models come from

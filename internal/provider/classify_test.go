@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -49,7 +48,7 @@ func TestDialRefusalMisconfigured(t *testing.T) {
 	err := &url.Error{Op: "Get", URL: "https://relay.example.com/v1/models", Err: refusal}
 	c := call{method: "GET", url: "https://relay.example.com/v1/models"}
 
-	out := transportOutcome(c, err, time.Second)
+	out := transportOutcome(c, err, "timed out after 1s")
 	if out.class != Misconfigured || out.retry {
 		t.Errorf("class = %s, retry = %v, want misconfigured without retry", out.class, out.retry)
 	}

@@ -59,6 +59,9 @@ type exchange struct {
 	adapter  adapter
 	key      keystore.Secret
 	deadline time.Time
+	// margin is the time kept free before the deadline: Options.Margin, cut
+	// for a short budget by marginFor.
+	margin   time.Duration
 	opts     Options
 	logger   *slog.Logger
 	initial  time.Duration // first backoff interval
@@ -69,16 +72,25 @@ type exchange struct {
 // errRetry makes backoff.Retry try again.
 var errRetry = errors.New("transient outcome")
 
+// marginFor returns the time a check keeps free before a deadline budget
+// away: margin, or a quarter of the budget when that is less. The engine
+// needs the margin to record the outcome before its own deadline (a rotation
+// Lambda's, or RotateNow's), and a short budget keeps most of its time for
+// the request itself.
+func marginFor(margin, budget time.Duration) time.Duration {
+	return min(margin, max(budget, 0)/4)
+}
+
 // do runs c until an outcome that is not a retryable transient, or until
 // too little time is left for another attempt: retries stop when less than
-// Margin plus one CallTimeout would remain after the wait.
+// the margin plus one CallTimeout would remain after the wait.
 func (x *exchange) do(ctx context.Context, c call) outcome {
 	var last outcome
 	opts := []backoff.RetryOption{
 		backoff.WithBackOff(newFullJitter(x.initial)),
 		backoff.WithNotify(func(_ error, wait time.Duration) { x.logRetry(c, last, wait) }),
 	}
-	if left := time.Until(x.deadline) - x.opts.Margin - x.opts.CallTimeout; left > 0 {
+	if left := time.Until(x.deadline) - x.margin - x.opts.CallTimeout; left > 0 {
 		opts = append(opts, backoff.WithMaxElapsedTime(left), backoff.WithMaxTries(x.maxTries))
 	} else {
 		opts = append(opts, backoff.WithMaxTries(1))
@@ -111,6 +123,7 @@ func (x *exchange) attempt(ctx context.Context, c call) outcome {
 		return outcome{class: Transient, reason: fmt.Sprintf("%s %s: no time left for a request: %v", c.method, stripQuery(c.url), err)}
 	}
 	timeout := x.callTimeout()
+	timedOut := x.timeoutReason(timeout)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
@@ -121,22 +134,35 @@ func (x *exchange) attempt(ctx context.Context, c call) outcome {
 	x.attempts++
 	resp, err := x.client.Do(req)
 	if err != nil {
-		return transportOutcome(c, err, timeout)
+		return transportOutcome(c, err, timedOut)
 	}
 	defer resp.Body.Close()
 
-	r, out, ok := readResponse(c, resp, timeout)
+	r, out, ok := readResponse(c, resp, timedOut)
 	if !ok {
 		return out
 	}
 	return c.handle(r)
 }
 
-// callTimeout is CallTimeout, cut so that Margin stays free before the
-// deadline; with less than Margin left, half of what is left.
+// timeoutReason words a request that timed out after timeout. The reason
+// for a timeout cut below CallTimeout explains the cut, because the check
+// then gave up before the provider had its usual time.
+func (x *exchange) timeoutReason(timeout time.Duration) string {
+	reason := "timed out after " + timeout.Round(time.Millisecond).String()
+	if timeout >= x.opts.CallTimeout {
+		return reason
+	}
+	kept := max(time.Until(x.deadline)-timeout, 0)
+	return fmt.Sprintf("%s: the check stopped early to keep %s for clean-up before the deadline",
+		reason, kept.Round(time.Millisecond))
+}
+
+// callTimeout is CallTimeout, cut so that the margin stays free before the
+// deadline; with less than the margin left, half of what is left.
 func (x *exchange) callTimeout() time.Duration {
 	left := time.Until(x.deadline)
-	if t := left - x.opts.Margin; t < x.opts.CallTimeout {
+	if t := left - x.margin; t < x.opts.CallTimeout {
 		if t <= 0 {
 			return left / 2
 		}
@@ -166,7 +192,7 @@ func (x *exchange) newRequest(ctx context.Context, c call) (*http.Request, error
 // transportOutcome classifies a request that got no response. A policy
 // refusal or a redirect is a configuration error that will not change on
 // retry; the rest may.
-func transportOutcome(c call, err error, timeout time.Duration) outcome {
+func transportOutcome(c call, err error, timedOut string) outcome {
 	where := c.method + " " + stripQuery(c.url)
 	var redirect *RedirectError
 	var refusal *policyError
@@ -176,7 +202,7 @@ func transportOutcome(c call, err error, timeout time.Duration) outcome {
 	case errors.As(err, &refusal):
 		return outcome{class: Misconfigured, reason: where + ": " + refusal.Error(), err: refusal}
 	case errors.Is(err, context.DeadlineExceeded):
-		return outcome{class: Transient, retry: true, reason: fmt.Sprintf("%s: timed out after %s", where, timeout.Round(time.Millisecond))}
+		return outcome{class: Transient, retry: true, reason: where + ": " + timedOut}
 	case errors.Is(err, context.Canceled):
 		return outcome{class: Transient, reason: where + ": canceled"}
 	}
@@ -193,12 +219,12 @@ func innermost(err error) string {
 	return err.Error()
 }
 
-func readResponse(c call, resp *http.Response, timeout time.Duration) (*response, outcome, bool) {
+func readResponse(c call, resp *http.Response, timedOut string) (*response, outcome, bool) {
 	r := &response{method: c.method, url: stripQuery(c.url), status: resp.StatusCode, header: resp.Header}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return nil, outcome{class: Transient, retry: true, status: r.status, reason: fmt.Sprintf("%s: reading the body timed out after %s", r.where(), timeout.Round(time.Millisecond))}, false
+		return nil, outcome{class: Transient, retry: true, status: r.status, reason: r.where() + ": reading the body " + timedOut}, false
 	case err != nil:
 		return nil, outcome{class: Transient, retry: true, status: r.status, reason: r.where() + ": reading the body failed: " + err.Error()}, false
 	case len(body) > maxBody:

@@ -55,6 +55,9 @@ const relayHint = "add the host to the relay hosts (KEYTURN_RELAY_HOSTS / --rela
 // loopback. Link-local, private, cloud metadata, unspecified, multicast and
 // reserved addresses are refused both in Check and when a connection is
 // made, so a name that resolves to such an address is refused as well.
+// Check also refuses, before any lookup, cloud metadata host names and
+// hosts written as numbers other than a dotted-decimal IPv4 address, which
+// some resolvers read as addresses.
 //
 // A Policy is safe for concurrent use.
 type Policy struct {
@@ -94,7 +97,10 @@ func (p *Policy) AllowsLoopback() bool { return p.allowLoopback }
 
 // ParseRelayHosts splits a list of relay hosts separated by commas or
 // spaces, as KEYTURN_RELAY_HOSTS holds them, and checks that each is a bare
-// host name or IP address.
+// host name or IP address. It rejects a cloud metadata host name, and a
+// host of numbers only in any form but a dotted-decimal IPv4 address
+// (2852039166, 0xa9fea9fe, 0251.0376.0251.0376, 10.1), which Check would
+// refuse. Whether an IP address may receive keys is Check's decision.
 func ParseRelayHosts(list string) ([]string, error) {
 	fields := strings.FieldsFunc(list, func(r rune) bool {
 		return r == ',' || r == ' ' || r == '\t' || r == '\n'
@@ -120,6 +126,15 @@ func checkRelayHost(h string) error {
 		if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
 			return fmt.Errorf("invalid relay host %q: a host name has letters, digits, '-' and dots", h)
 		}
+	}
+	host := normalizeHost(h)
+	if isNumericForm(host) {
+		return fmt.Errorf("invalid relay host %q: a number that resolvers may read as an IPv4 address "+
+			"(2852039166 and 0xa9fea9fe are both 169.254.169.254): give a host name, "+
+			"or an IPv4 address as four decimal numbers (a.b.c.d)", h)
+	}
+	if isMetadataName(host) {
+		return fmt.Errorf("invalid relay host %q: a cloud metadata host name, and keyturn never sends keys there: give the relay's host name", h)
 	}
 	return nil
 }
@@ -151,6 +166,9 @@ func (p *Policy) Check(providerName, baseURL string) error {
 		return refuse("base URL %q: scheme %q is not allowed: use https", baseURL, u.Scheme)
 	}
 	host := normalizeHost(u.Hostname())
+	if err := checkHostName(baseURL, host); err != nil {
+		return err
+	}
 	if loopback, err := p.checkAddress(baseURL, host); err != nil || loopback {
 		return err
 	}
@@ -159,6 +177,19 @@ func (p *Policy) Check(providerName, baseURL string) error {
 	}
 	if u.Scheme != "https" {
 		return refuse("base URL %q: plain http to %s would expose the key: use https", baseURL, host)
+	}
+	return nil
+}
+
+// checkHostName refuses a host that names a refused address without being
+// one: a numeric form other than dotted decimal, or a cloud metadata name.
+func checkHostName(baseURL, host string) error {
+	if isNumericForm(host) {
+		return refuse("base URL %q: host %s is a number that resolvers may read as an IPv4 address: "+
+			"write an address as four decimal numbers (a.b.c.d), or use the provider's host name", baseURL, host)
+	}
+	if isMetadataName(host) {
+		return refuse("base URL %q: %s is a cloud metadata host name, and keyturn never sends keys there: use the provider's public host", baseURL, host)
 	}
 	return nil
 }
@@ -176,7 +207,7 @@ func (p *Policy) checkAddress(baseURL, host string) (loopback bool, err error) {
 	case class == classLoopback:
 		return false, refuse("base URL %q: %s is a loopback host, which this policy refuses: loopback is allowed only in tests and rotator dev", baseURL, host)
 	}
-	return false, refuse("base URL %q: %s is a %s address, and keyturn never sends keys there: use the provider's public host", baseURL, host, class)
+	return false, refuse("base URL %q: %s is %s address, and keyturn never sends keys there: use the provider's public host", baseURL, host, article(class))
 }
 
 func refuseHost(providerName, baseURL, host, builtin string) error {
@@ -276,7 +307,7 @@ func (p *Policy) controlDial(network, address string, _ syscall.RawConn) error {
 	if class == "" || (class == classLoopback && p.allowLoopback) {
 		return nil
 	}
-	return refuse("connection to %s refused: %s is a %s address, and keyturn never sends keys there", address, a.Unmap(), class)
+	return refuse("connection to %s refused: %s is %s address, and keyturn never sends keys there", address, a.Unmap(), article(class))
 }
 
 // RedirectError is returned (wrapped in a *url.Error) by the policy's

@@ -11,7 +11,7 @@ import (
 )
 
 func TestPolicyCheck(t *testing.T) {
-	relays := []string{"Relay.Example.com", "10.0.0.5", "203.0.113.7"}
+	relays := []string{"Relay.Example.com", "10.0.0.5", "203.0.113.7", "2852039166", "metadata"}
 	cases := []struct {
 		name     string
 		provider string
@@ -61,6 +61,17 @@ func TestPolicyCheck(t *testing.T) {
 		{"not absolute", "openai", "api.openai.com/v1", false, "not an absolute URL"},
 		{"credentials", "openai", "https://user:hunter2@api.openai.com/v1", false, "carries credentials"},
 		{"unknown provider", "mistral", "https://api.mistral.ai/v1", false, `unknown provider "mistral"`},
+		{"unspecified article", "openai", "http://0.0.0.0/v1", true, "0.0.0.0 is an unspecified address"},
+		{"decimal number", "openai", "http://2852039166/latest", true, "host 2852039166 is a number that resolvers may read as an IPv4 address"},
+		{"hex number", "openai", "https://0xa9fea9fe/v1", false, "host 0xa9fea9fe is a number"},
+		{"octal parts", "openai", "https://0251.0376.0251.0376/v1", false, "host 0251.0376.0251.0376 is a number"},
+		{"two parts", "openai", "https://10.1/v1", false, "host 10.1 is a number"},
+		{"number relay host", "openai", "https://2852039166/v1", false, "four decimal numbers"},
+		{"google metadata name", "openai", "http://metadata.google.internal/v1", true, "metadata.google.internal is a cloud metadata host name"},
+		{"bare metadata name", "openai", "http://metadata/v1", true, "metadata is a cloud metadata host name"},
+		{"aws metadata name", "openai", "http://instance-data.ec2.internal/v1", true, "cloud metadata host name"},
+		{"metadata name case", "openai", "http://Metadata.Google.Internal./v1", true, "cloud metadata host name"},
+		{"numeric label in a name", "openai", "https://123.example.com/v1", false, relayHint},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +122,7 @@ func TestPolicyDialControl(t *testing.T) {
 		{"[fd00:ec2::254]:80", true, "cloud metadata"},
 		{"169.254.1.1:443", false, "link-local"},
 		{"[fe80::1%eth0]:443", false, "link-local"},
-		{"0.0.0.0:443", true, "unspecified"},
+		{"0.0.0.0:443", true, "0.0.0.0 is an unspecified address"},
 		{"[::]:443", true, "unspecified"},
 		{"239.1.1.1:443", false, "multicast"},
 		{"127.0.0.1:443", false, "loopback"},
@@ -223,6 +234,53 @@ func TestParseRelayHosts(t *testing.T) {
 		}
 	}
 	if hosts, err := ParseRelayHosts(" , "); err != nil || len(hosts) != 0 {
+		t.Errorf("empty list = %v, %v, want none", hosts, err)
+	}
+	if hosts, err := ParseRelayHosts("123.example.com 0x1.example.com"); err != nil || len(hosts) != 2 {
+		t.Errorf("names with numeric labels = %v, %v, want both accepted", hosts, err)
+	}
+}
+
+func TestParseRelayHostsRejectsAddressForms(t *testing.T) {
+	cases := map[string]string{
+		"2852039166":                  "a number that resolvers may read as an IPv4 address",
+		"0xa9fea9fe":                  "a number that resolvers may read",
+		"0XA9FEA9FE":                  "a number that resolvers may read",
+		"0251.0376.0251.0376":         "a number that resolvers may read",
+		"0xa9.0xfe.0xa9.0xfe":         "a number that resolvers may read",
+		"10.1":                        "a number that resolvers may read",
+		"1.2.3.4.5":                   "a number that resolvers may read",
+		"0x":                          "a number that resolvers may read",
+		"metadata.google.internal":    "a cloud metadata host name",
+		"metadata":                    "a cloud metadata host name",
+		"instance-data":               "a cloud metadata host name",
+		"Instance-Data.EC2.Internal.": "a cloud metadata host name",
+	}
+	for host, want := range cases {
+		_, err := ParseRelayHosts("ok.example.com, " + host)
+		if err == nil {
+			t.Errorf("ParseRelayHosts(%q) accepted it", host)
+			continue
+		}
+		if !strings.Contains(err.Error(), `"`+host+`"`) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRelayHosts(%q) = %v, want it to name the host and say %q", host, err, want)
+		}
+	}
+	if _, err := ParseRelayHosts("203.0.113.7"); err != nil {
+		t.Errorf("dotted-decimal address: %v, want it accepted", err)
+	}
+}
+
+func TestArticle(t *testing.T) {
+	for word, want := range map[string]string{"unspecified": "an unspecified", "private": "a private", "link-local": "a link-local"} {
+		if got := article(word); got != want {
+			t.Errorf("article(%q) = %q, want %q", word, got, want)
+		}
+	}
+}
+
+func TestEmptyRelayList(t *testing.T) {
+	if hosts, err := ParseRelayHosts(""); err != nil || len(hosts) != 0 {
 		t.Errorf("empty list = %v, %v, want none", hosts, err)
 	}
 }

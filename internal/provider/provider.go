@@ -87,8 +87,11 @@ type Options struct {
 	// CallTimeout bounds one HTTP request; default 5s, well under a
 	// rotation Lambda's deadline.
 	CallTimeout time.Duration
-	// Margin is kept free before the context's deadline: retries stop when
-	// less than Margin plus one CallTimeout remains. Default 2s.
+	// Margin is kept free before the context's deadline, so that the
+	// caller can record the outcome: requests are cut short and retries
+	// stop when less than Margin plus one CallTimeout remains. A check
+	// whose deadline is less than 4 × Margin away keeps a quarter of that
+	// time instead. Default 2s.
 	Margin time.Duration
 	// MaxElapsed bounds retries when the context has no deadline;
 	// default 30s.

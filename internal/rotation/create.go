@@ -116,7 +116,7 @@ func (c *call) nextKey(ctx context.Context, settings keystore.Settings) (candida
 	if settings.Issuer == keystore.IssuerStaged {
 		return candidate{}, c.errorf(ErrNothingToPromote, nil,
 			"no key is staged, and issuer %q cannot mint one: stage a key with `rotator stage %s --file KEYFILE`, then rotate again",
-			keystore.IssuerStaged, c.secretID)
+			keystore.IssuerStaged, c.name())
 	}
 	return c.mint(ctx, settings)
 }
@@ -132,6 +132,11 @@ func (c *call) readStaged(ctx context.Context) (candidate, bool, error) {
 		return candidate{}, false, c.storeError(err, "read the staged version")
 	}
 	value, err := keystore.ParseValue(v.Value)
+	if err == nil && keyIDLeaksKey(value) {
+		// Stage rejects such a value, but a value written to the store by
+		// other means is checked here, before its key id reaches a log.
+		err = errKeyIDLeaksKey
+	}
 	if err != nil {
 		return candidate{}, false, c.rejectMalformed(ctx, v.VersionID, keystore.StageStaged, err)
 	}
@@ -160,7 +165,7 @@ func (c *call) rejectMalformed(ctx context.Context, versionID, label string, cau
 	}
 	return c.errorf(ErrRejected, cause,
 		"%s version %s is malformed and is now %s: stage a corrected key with `rotator stage %s --file KEYFILE`",
-		label, versionID, keystore.StageRejected, c.secretID)
+		label, versionID, keystore.StageRejected, c.name())
 }
 
 // buildValue completes the next key's value: the secret's current settings,

@@ -162,6 +162,16 @@ func (c *call) checkEnabled() error {
 			"on AWS Terraform's aws_secretsmanager_secret_rotation enables it")
 }
 
+// name returns the secret's name, for the commands that errors suggest.
+// The id the caller gave may be an ARN, as in Secrets Manager's rotation
+// events, and the name is what an operator types.
+func (c *call) name() string {
+	if c.desc.SecretID != "" {
+		return c.desc.SecretID
+	}
+	return c.secretID
+}
+
 // settings reads the secret's settings from its tags.
 func (c *call) settings() (keystore.Settings, error) {
 	s, err := keystore.SettingsFromTags(c.desc.Tags)

@@ -79,7 +79,7 @@ func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error)
 	for _, step := range Steps {
 		if err := e.runStep(ctx, step, secretID, token, true); err != nil {
 			if c.abandon(ctx) {
-				err = noteAbandoned(err)
+				err = noteAbandoned(err, c.name())
 			}
 			return c.result(err), err
 		}
@@ -147,11 +147,11 @@ func (c *call) beginError(ctx context.Context, err error) error {
 		return c.errorf(ErrInProgress, nil,
 			"rotation in progress: Secrets Manager retries it; to abandon it, run "+
 				"`aws secretsmanager update-secret-version-stage --secret-id %s --version-stage %s --remove-from-version-id %s`",
-			c.secretID, keystore.StagePending, pending)
+			c.name(), keystore.StagePending, pending)
 	}
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress: wait for the rotator working on it to finish; "+
-			"if none is, `rotator abandon %s` abandons it", c.secretID)
+			"if none is, `rotator abandon %s` abandons it", c.name())
 }
 
 // abandonTimeout bounds the clean-up after a failed step. The clean-up runs
@@ -185,14 +185,15 @@ func (c *call) abandon(parent context.Context) bool {
 }
 
 // noteAbandoned adds to a transient step error that RotateNow abandoned
-// the rotation, which is what a retry then starts from.
-func noteAbandoned(err error) error {
+// the rotation, which is what a retry then starts from. name is the
+// secret's name, for the command it suggests.
+func noteAbandoned(err error, name string) error {
 	var re *Error
 	if !errors.As(err, &re) || !errors.Is(err, ErrTransient) {
 		return err
 	}
 	re.Msg += ": the rotation was abandoned (" + keystore.StagePending + " removed); " +
-		"the next scheduled rotation, or `rotator rotate-now " + re.SecretID + "`, tries again"
+		"the next scheduled rotation, or `rotator rotate-now " + name + "`, tries again"
 	return re
 }
 

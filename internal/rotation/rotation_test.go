@@ -613,6 +613,8 @@ func TestMalformedStagedValue(t *testing.T) {
 	}{
 		{"NotJSON", "sk-" + canary + "bare", "not a JSON object"},
 		{"NoAPIKey", `{"key_id": "key_x"}`, "api_key"},
+		{"DuplicateAPIKey", `{"api_key": "` + newKey + `", "api_key": "` + oldKey + `"}`, `field "api_key" appears more than once`},
+		{"KeyIDHoldsKey", `{"api_key": "` + newKey + `", "key_id": "id-` + newKey + `"}`, "key_id contains its api_key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,7 +38,7 @@ func (c *call) testSecret(ctx context.Context) (string, error) {
 	}
 	switch res.Class {
 	case provider.Valid:
-		return fmt.Sprintf("the provider accepted the key after %d request(s)", res.Attempts), nil
+		return "the provider accepted the key after " + countRequests(res.Attempts), nil
 	case provider.Rejected:
 		return "", c.reject(ctx, settings, v, res)
 	case provider.Misconfigured:
@@ -131,7 +131,7 @@ func (c *call) reject(ctx context.Context, settings keystore.Settings, v keystor
 		return err
 	}
 
-	next := "stage another key with `rotator stage " + c.secretID + " --file KEYFILE`"
+	next := "stage another key with `rotator stage " + c.name() + " --file KEYFILE`"
 	if minted {
 		next = "the minted key was revoked and the next rotation mints another"
 	}
@@ -257,4 +257,12 @@ func (c *call) keyToProbe(ctx context.Context) (stage string, key keystore.Secre
 		return stage, value.APIKey, nil
 	}
 	return "", keystore.Secret{}, nil
+}
+
+// countRequests words n requests with the noun that agrees with n.
+func countRequests(n int) string {
+	if n == 1 {
+		return "1 request"
+	}
+	return fmt.Sprintf("%d requests", n)
 }

@@ -183,3 +183,19 @@ func keyChecks(e *env) []string {
 	}
 	return statuses
 }
+
+func TestAcceptedKeyCountsRequests(t *testing.T) {
+	e := newEnv(t)
+	e.prov.AddKey(newKey)
+	e.addSecret("app/openai", e.tags("openai"), "")
+	e.stage("app/openai", newKey)
+	if _, err := e.engine.RotateNow(ctxFor(t), "app/openai"); err != nil {
+		t.Fatalf("RotateNow: %v", err)
+	}
+	if want := "the provider accepted the key after 1 request"; !strings.Contains(e.logs.String(), want) {
+		t.Errorf("logs do not contain %q:\n%s", want, e.logs)
+	}
+	if strings.Contains(e.logs.String(), "(s)") {
+		t.Errorf("logs count with (s):\n%s", e.logs)
+	}
+}

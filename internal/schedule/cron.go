@@ -131,7 +131,11 @@ func (c *cronSchedule) scanDays() (found, consecutive bool) {
 func parseCron(inner string) (*cronSchedule, error) {
 	fields := strings.Fields(inner)
 	if len(fields) != 6 {
-		return nil, fmt.Errorf("it has %d fields, but Secrets Manager expects six: cron(minutes hours day-of-month month day-of-week year), for example cron(0 4 * * ? *)", len(fields))
+		count := fmt.Sprintf("%d fields", len(fields))
+		if len(fields) == 1 {
+			count = "1 field"
+		}
+		return nil, fmt.Errorf("it has %s, but Secrets Manager expects six: cron(minutes hours day-of-month month day-of-week year), for example cron(0 4 * * ? *)", count)
 	}
 	minutes, hours, dom, month, dow, year := fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
 	if minutes != "0" {

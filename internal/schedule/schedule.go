@@ -20,6 +20,12 @@ import (
 // ErrInvalid matches every error that Parse and ParseExpression return.
 var ErrInvalid = errors.New("invalid rotation schedule")
 
+// ErrNoSchedule matches the error Parse returns for rules that set neither
+// AutomaticallyAfterDays nor ScheduleExpression. That error matches
+// ErrInvalid too, because Secrets Manager rejects such rules, but a secret
+// stored without a schedule is valid: it rotates only when asked to.
+var ErrNoSchedule = errors.New("no schedule is set")
+
 // maxExpressionLength caps the expressions keyturn parses, so that a long
 // input cannot slow the parser. Real schedules are a few dozen characters.
 const maxExpressionLength = 256
@@ -49,7 +55,7 @@ func Parse(rules keystore.RotationRules) (*Schedule, error) {
 	case expr != "":
 		return ParseExpression(expr, rules.Duration)
 	case days == 0:
-		return nil, fmt.Errorf("%w: no schedule is set; set AutomaticallyAfterDays or ScheduleExpression, for example rate(30 days)", ErrInvalid)
+		return nil, fmt.Errorf("%w: %w; set AutomaticallyAfterDays or ScheduleExpression, for example rate(30 days)", ErrInvalid, ErrNoSchedule)
 	case days < 1 || days > maxAfterDays:
 		return nil, fmt.Errorf("%w: AutomaticallyAfterDays %d is out of range; use 1 to %d", ErrInvalid, days, maxAfterDays)
 	}

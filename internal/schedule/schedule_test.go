@@ -186,6 +186,8 @@ func TestParseRejects(t *testing.T) {
 			[]string{"has 5 fields", "expects six", "cron(0 4 * * ? *)"}},
 		{"seven-field cron", rulesOf("cron(0 0 4 * * ? *)"),
 			[]string{"has 7 fields"}},
+		{"one-field cron", rulesOf("cron(daily)"),
+			[]string{"has 1 field,", "expects six"}},
 		{"bare crontab", rulesOf("0 */6 * * *"),
 			[]string{`"0 */6 * * *"`, "bare crontab line", "six-field", "cron(0 4 * * ? *)"}},
 		{"robfig descriptor", rulesOf("@every 4h"),
@@ -241,6 +243,10 @@ func TestParseRejects(t *testing.T) {
 			}
 			if !errors.Is(err, schedule.ErrInvalid) {
 				t.Errorf("error %q does not match ErrInvalid", err)
+			}
+			noSchedule := tt.rules.AutomaticallyAfterDays == 0 && tt.rules.ScheduleExpression == ""
+			if errors.Is(err, schedule.ErrNoSchedule) != noSchedule {
+				t.Errorf("error %q: errors.Is(err, ErrNoSchedule) = %t, want %t", err, !noSchedule, noSchedule)
 			}
 			for _, want := range tt.want {
 				if !strings.Contains(err.Error(), want) {

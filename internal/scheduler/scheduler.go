@@ -70,8 +70,13 @@ type Scheduler struct {
 	// stored rotation rules with schedule.Parse. `rotator dev` replaces it
 	// with a short fixed interval.
 	ScheduleFor func(d keystore.Description) (*schedule.Schedule, error)
-	Clock       Clock        // nil is SystemClock
-	Logger      *slog.Logger // nil discards logs
+	// Only limits the scheduler to the managed secrets for which it
+	// returns true; the others are neither rotated nor logged about. Nil
+	// schedules every managed secret in Store. `rotator dev` sets it to
+	// its own secret when it runs on a store that holds others.
+	Only   func(d keystore.Description) bool
+	Clock  Clock        // nil is SystemClock
+	Logger *slog.Logger // nil discards logs
 	// Rescan is the longest wait between two passes, so that new secrets
 	// and changed schedules are seen; default 1 minute.
 	Rescan time.Duration
@@ -236,7 +241,7 @@ func (s *Scheduler) pass(ctx, rotateCtx context.Context, retryNote string) (time
 	s.logListProblem(listErr, retryNote)
 	now := s.clock().Now()
 	for _, d := range secrets {
-		if !keystore.IsManaged(d.Tags) {
+		if !keystore.IsManaged(d.Tags) || (s.Only != nil && !s.Only(d)) {
 			continue
 		}
 		next, ok := s.nextRun(ctx, d, now)
@@ -283,6 +288,12 @@ func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now tim
 		return time.Time{}, false
 	}
 	sched, err := s.scheduleFor(d)
+	if errors.Is(err, schedule.ErrNoSchedule) {
+		// A secret without a schedule is valid: it rotates when asked to.
+		s.noticeAt(slog.LevelInfo, d.SecretID, st, "no rotation schedule: rotate it with rotator rotate-now "+
+			d.SecretID+", or give it one with rotator update "+d.SecretID+" --schedule 'rate(30 days)'")
+		return time.Time{}, false
+	}
 	if err != nil {
 		s.notice(d.SecretID, st, "invalid schedule; skipping", "error", err)
 		return time.Time{}, false
@@ -377,14 +388,20 @@ func (s *Scheduler) scheduleFor(d keystore.Description) (*schedule.Schedule, err
 	return schedule.Parse(d.Rotation.Rules)
 }
 
-// notice logs why a secret is not rotating, once until the reason changes.
+// notice logs as a warning why a secret is not rotating, once until the
+// reason changes.
 func (s *Scheduler) notice(secretID string, st *secretState, msg string, args ...any) {
+	s.noticeAt(slog.LevelWarn, secretID, st, msg, args...)
+}
+
+// noticeAt is notice at the given level.
+func (s *Scheduler) noticeAt(level slog.Level, secretID string, st *secretState, msg string, args ...any) {
 	key := msg + fmt.Sprint(args...)
 	if st.lastNotice == key {
 		return
 	}
 	st.lastNotice = key
-	s.logger().Warn(msg, append([]any{"secret_id", secretID}, args...)...)
+	s.logger().Log(context.Background(), level, msg, append([]any{"secret_id", secretID}, args...)...)
 }
 
 // start runs one rotation in its own goroutine, unless MaxAtOnce are
