@@ -44,6 +44,9 @@ func runStoreContract(t *testing.T, newStore storeFactory) {
 	t.Run("UpdateStageNeedsRemoveFrom", func(t *testing.T) { testUpdateStageNeedsRemoveFrom(t, newStore(t)) })
 	t.Run("UpdateStageRemovesLabel", func(t *testing.T) { testUpdateStageRemovesLabel(t, newStore(t)) })
 	t.Run("BeginRotationWhilePending", func(t *testing.T) { testBeginRotationWhilePending(t, newStore(t)) })
+	t.Run("PutCurrentAbandonsRotation", func(t *testing.T) { testPutCurrentAbandonsRotation(t, newStore(t)) })
+	t.Run("PutOtherStageKeepsRotation", func(t *testing.T) { testPutOtherStageKeepsRotation(t, newStore(t)) })
+	t.Run("TagCharacters", func(t *testing.T) { testTagCharacters(t, newStore(t)) })
 	t.Run("BeginRotationAfterCompletion", func(t *testing.T) { testBeginRotationAfterCompletion(t, newStore(t)) })
 	t.Run("BeginRotationFirstKey", func(t *testing.T) { testBeginRotationFirstKey(t, newStore(t)) })
 	t.Run("LastRotatedOnCompletion", func(t *testing.T) { testLastRotatedOnCompletion(t, newStore(t)) })
@@ -389,6 +392,91 @@ func testBeginRotationWhilePending(t *testing.T, s keystore.Store) {
 	}
 	second := mustBeginRotation(t, s, id)
 	wantStages(t, mustDescribe(t, s, id), second, keystore.StagePending)
+}
+
+// testPutCurrentAbandonsRotation writes a new AWSCURRENT value by hand
+// while a rotation is in progress. As PutSecretValue does, that abandons
+// the rotation: AWSPENDING leaves the pending version and a new rotation
+// can start.
+func testPutCurrentAbandonsRotation(t *testing.T, s keystore.Store) {
+	const id = "keyturn/contract/abandon"
+	a := mustCreate(t, s, id, "value-a")
+	pending := mustBeginRotation(t, s, id)
+	if got := mustDescribe(t, s, id).PendingVersion(); got != pending {
+		t.Fatalf("PendingVersion after BeginRotation = %q, want %q", got, pending)
+	}
+
+	b := mustPut(t, s, id, "value-b")
+	d := mustDescribe(t, s, id)
+	wantStages(t, d, b, keystore.StageCurrent)
+	wantStages(t, d, a, keystore.StagePrevious)
+	wantStages(t, d, pending)
+	if got := d.PendingVersion(); got != "" {
+		t.Errorf("PendingVersion after Put of a new current value = %q, want none", got)
+	}
+
+	next := mustBeginRotation(t, s, id)
+	wantStages(t, mustDescribe(t, s, id), next, keystore.StagePending)
+}
+
+// testPutOtherStageKeepsRotation checks that a Put that leaves AWSCURRENT
+// where it is does not abandon the rotation.
+func testPutOtherStageKeepsRotation(t *testing.T, s keystore.Store) {
+	ctx := context.Background()
+	const id = "keyturn/contract/keep-rotation"
+	mustCreate(t, s, id, "value-a")
+	pending := mustBeginRotation(t, s, id)
+	staged := mustPut(t, s, id, "value-staged", keystore.StageStaged)
+
+	d := mustDescribe(t, s, id)
+	wantStages(t, d, pending, keystore.StagePending)
+	wantStages(t, d, staged, keystore.StageStaged)
+	if got := d.PendingVersion(); got != pending {
+		t.Errorf("PendingVersion after Put with %s = %q, want %q", keystore.StageStaged, got, pending)
+	}
+	_, err := s.BeginRotation(ctx, id, uuid.NewString())
+	wantKind(t, err, keystore.ErrInvalidRequest, id)
+}
+
+// testTagCharacters checks the character classes of the pattern AWS
+// documents for tag keys and values, ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$: any
+// Unicode letter, separator or number is allowed, other characters are not.
+func testTagCharacters(t *testing.T, s keystore.Store) {
+	ctx := context.Background()
+	const id = "keyturn/contract/tag-chars"
+	if _, err := s.Create(ctx, keystore.CreateInput{SecretID: id}); err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	allowed := map[string]string{
+		"ascii-space":          "a b",
+		"no-break-space":       "a\u00a0b",      // Zs, but not ' '
+		"line-separator":       "a\u2028b",      // Zl
+		"superscript-two":      "x\u00b2",       // No, not a decimal digit
+		"roman-twelve":         "\u216b",        // Nl
+		"letters-\u00e9\u4e2d": "\u00e9t\u00e9", // L, in the key too
+		"punctuation":          "_.:/=+-@",
+	}
+	if err := s.Tag(ctx, id, allowed); err != nil {
+		t.Fatalf("Tag with allowed characters: %v", err)
+	}
+	if got := mustDescribe(t, s, id).Tags; !maps.Equal(got, allowed) {
+		t.Errorf("Tags = %q, want %q", got, allowed)
+	}
+
+	rejected := []struct{ name, key, value string }{
+		{"tab in value", "k", "a\tb"},
+		{"newline in value", "k", "a\nb"},
+		{"comma in value", "k", "a,b"},
+		{"symbol in value", "k", "\u20ac"}, // Sc
+		{"tab in key", "a\tb", "v"},
+		{"hash in key", "a#b", "v"},
+	}
+	for _, c := range rejected {
+		err := s.Tag(ctx, id, map[string]string{c.key: c.value})
+		if !errors.Is(err, keystore.ErrInvalidParameter) {
+			t.Errorf("Tag with %s: err = %v, want %v", c.name, err, keystore.ErrInvalidParameter)
+		}
+	}
 }
 
 func testBeginRotationAfterCompletion(t *testing.T, s keystore.Store) {

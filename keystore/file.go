@@ -30,7 +30,16 @@ type FileOptions struct {
 	Create bool
 	// Logger receives the store's events; nil discards them.
 	Logger *slog.Logger
+	// OpenLockTimeout bounds how long OpenFile with Create waits for the
+	// store's lock file while another process holds it. Zero means
+	// DefaultOpenLockTimeout.
+	OpenLockTimeout time.Duration
 }
+
+// DefaultOpenLockTimeout is how long OpenFile with Create waits for the
+// lock file by default. A writer holds the lock only while it writes one
+// secret, so a wait this long most likely means another process is stuck.
+const DefaultOpenLockTimeout = 30 * time.Second
 
 // FileStore is the embedded default Store: a directory holding one
 // age-encrypted file per secret, with Secrets Manager's label rules.
@@ -47,6 +56,8 @@ type FileStore struct {
 	secrets  string
 	identity *fileIdentity
 	log      *slog.Logger
+	// openLockTimeout bounds OpenFile's wait for the lock.
+	openLockTimeout time.Duration
 
 	// mu serializes this process's writers before they take the file lock,
 	// which does not exclude holders within one process. It also guards
@@ -77,6 +88,10 @@ func newFileStore(opts FileOptions) *FileStore {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.openLockTimeout = opts.OpenLockTimeout
+	if s.openLockTimeout <= 0 {
+		s.openLockTimeout = DefaultOpenLockTimeout
 	}
 	return s
 }

@@ -89,19 +89,39 @@ func (r *secretRecord) putVersion(in PutInput, now time.Time) (bool, error) {
 	case v != nil && !v.Value.IsZero():
 		return false, versionErr(ErrExists, op, r.ID, in.Token,
 			"the version already has another value: versions cannot change, so write the new value under a new token")
-	case v == nil:
-		v = &versionRecord{ID: in.Token, Created: now}
-		r.Versions = append(r.Versions, v)
 	}
-	v.Value = in.Value
 	stages := in.Stages
 	if len(stages) == 0 {
 		stages = []string{StageCurrent}
 	}
+	if v == nil {
+		r.abandonRotation(stages)
+		v = &versionRecord{ID: in.Token, Created: now}
+		r.Versions = append(r.Versions, v)
+	}
+	v.Value = in.Value
 	for _, s := range stages {
 		r.attach(s, v, now)
 	}
 	return true, nil
+}
+
+// abandonRotation handles a new version that takes AWSCURRENT while a
+// rotation is in progress. Writing the current value by hand abandons the
+// rotation, as PutSecretValue does on AWS. So AWSPENDING leaves the version
+// it was on, and a later BeginRotation can start.
+//
+// NOTE: AWS documents that PutSecretValue abandons a rotation (CloudTrail
+// RotationAbandoned) but not exactly which writes do. Like the Secrets
+// Manager test server, the file store counts only writes of a new version
+// whose stages include AWSCURRENT and not AWSPENDING.
+func (r *secretRecord) abandonRotation(stages []string) {
+	if !hasStage(stages, StageCurrent) || hasStage(stages, StagePending) {
+		return
+	}
+	if id := r.describe().PendingVersion(); id != "" {
+		r.version(id).remove(StagePending)
+	}
 }
 
 // updateStage applies UpdateSecretVersionStage's rules.
@@ -164,16 +184,17 @@ func (r *secretRecord) removeStage(in StageInput, holder *versionRecord) error {
 // RotateSecret, it turns rotation on.
 func (r *secretRecord) beginRotation(token string, now time.Time) error {
 	const op = "RotateSecret"
-	pending, current := r.holder(StagePending), r.holder(StageCurrent)
-	if pending != nil && pending != current {
-		return versionErr(ErrInvalidRequest, op, r.ID, pending.ID,
+	if id := r.describe().PendingVersion(); id != "" {
+		return versionErr(ErrInvalidRequest, op, r.ID, id,
 			"a previous rotation isn't complete: finish it, or abandon it with 'rotator abandon %s'", r.ID)
 	}
 	if r.version(token) != nil {
 		return versionErr(ErrExists, op, r.ID, token, "the version already exists: start the rotation with a new token")
 	}
-	if pending != nil {
-		pending.remove(StagePending)
+	// AWSPENDING, if any, is on the AWSCURRENT version: that rotation is
+	// complete, so the label moves to the new version.
+	if done := r.holder(StagePending); done != nil {
+		done.remove(StagePending)
 	}
 	r.Versions = append(r.Versions, &versionRecord{ID: token, Stages: []string{StagePending}, Created: now})
 	r.Rotation.Enabled = true

@@ -123,12 +123,23 @@ func (s *FileStore) openIdentity(path string, create bool) error {
 	if !create {
 		return s.openDefaultIdentity(path, false)
 	}
-	unlock, err := s.acquire(context.Background(), opOpenFile, "")
+	ctx, cancel := context.WithTimeout(context.Background(), s.openLockTimeout)
+	defer cancel()
+	unlock, err := s.acquire(ctx, opOpenFile, "")
+	if err != nil && ctx.Err() != nil {
+		return s.openLockTimeoutErr(ctx.Err())
+	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	return s.openDefaultIdentity(path, true)
+}
+
+func (s *FileStore) openLockTimeoutErr(err error) *Error {
+	return &Error{Op: opOpenFile, Kind: ErrUnavailable, Err: err,
+		Msg: fmt.Sprintf("timed out after %s waiting for the lock file %s: another keyturn process holds it. "+
+			"Let that process finish or stop it, then retry", s.openLockTimeout, s.lock.Path())}
 }
 
 // openDefaultIdentity loads Dir/identity.age, generating it first if it is

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -457,4 +458,39 @@ func plantTemp(t *testing.T, dir, name string, modified time.Time) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func TestOpenFileCreateLockTimeout(t *testing.T) {
+	dir := t.TempDir()
+	openTestFileStore(t, dir).Close()
+	lockPath := filepath.Join(dir, "keyturn.lock")
+	// A second flock.Flock is a separate open file, so its lock excludes
+	// the store's as another process's would.
+	held := flock.New(lockPath)
+	if ok, err := held.TryLock(); !ok || err != nil {
+		t.Fatalf("lock %s: locked %v, error %v", lockPath, ok, err)
+	}
+	t.Cleanup(func() { held.Close() })
+
+	done := make(chan error, 1)
+	go func() {
+		s, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, Create: true, OpenLockTimeout: 50 * time.Millisecond})
+		if err == nil {
+			s.Close()
+		}
+		done <- err
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("OpenFile with Create still waits for the held lock after 20s")
+	}
+	wantKind(t, err, keystore.ErrUnavailable, "")
+	if err != nil && !strings.Contains(err.Error(), lockPath) {
+		t.Errorf("err = %q, want it to name the lock file %s", err, lockPath)
+	}
+	if err != nil && !strings.Contains(err.Error(), "another keyturn process holds it") {
+		t.Errorf("err = %q, want it to say another keyturn process holds the lock", err)
+	}
 }

@@ -133,12 +133,8 @@ func (s Settings) Validate() error {
 	if s.BaseURL == "" {
 		return fmt.Errorf("missing tag %s: set it to the provider's API root, such as https://api.openai.com/v1", TagBaseURL)
 	}
-	u, err := url.Parse(s.BaseURL)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("tag %s: %q is not an absolute http(s) URL", TagBaseURL, s.BaseURL)
-	}
-	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("tag %s: %q must not carry credentials, a query or a fragment", TagBaseURL, s.BaseURL)
+	if err := checkBaseURL(s.BaseURL); err != nil {
+		return err
 	}
 	if s.Probe != ProbeModels && s.Probe != ProbeInference {
 		return fmt.Errorf("tag %s: unknown probe %q: use %s or %s", TagProbe, s.Probe, ProbeModels, ProbeInference)
@@ -150,6 +146,71 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("tag %s: grace %s is negative", TagGrace, time.Duration(s.Grace))
 	}
 	return nil
+}
+
+// checkBaseURL requires an absolute http(s) URL without user info, query or
+// fragment. Its errors quote the URL with those parts redacted, because
+// they may carry a password or a key and the errors reach logs.
+func checkBaseURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("tag %s: %q is not an absolute http(s) URL: use one such as https://api.openai.com/v1",
+			TagBaseURL, redactBaseURL(raw))
+	}
+	if u.User != nil {
+		return fmt.Errorf("tag %s: %q must not carry credentials: remove the user info before the host, "+
+			"because keyturn sends the key in a header", TagBaseURL, redactBaseURL(raw))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("tag %s: %q must not carry a query or a fragment: remove the part after ? or #",
+			TagBaseURL, redactBaseURL(raw))
+	}
+	return nil
+}
+
+// redactedPart replaces the parts of a base URL that may carry a secret.
+const redactedPart = "REDACTED"
+
+// redactBaseURL returns raw with its user info, query and fragment replaced
+// by REDACTED, such as https://REDACTED@host/v1?REDACTED.
+func redactBaseURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" {
+		return redactUnparsedURL(raw)
+	}
+	if u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" {
+		return raw // nothing to redact, and u.String would re-escape it
+	}
+	if u.User != nil {
+		u.User = url.User(redactedPart)
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		u.RawQuery, u.ForceQuery = redactedPart, false
+	}
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = redactedPart, ""
+	}
+	return u.String()
+}
+
+// redactUnparsedURL redacts a URL that url.Parse rejects or reads as
+// opaque: everything before the last @ of the part before any ? or #, and
+// everything from that ? or # on.
+func redactUnparsedURL(raw string) string {
+	rest, tail := raw, ""
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		rest, tail = raw[:i], raw[i:i+1]+redactedPart
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		scheme := ""
+		if j := strings.Index(rest[:i], "://"); j >= 0 {
+			scheme = rest[:j+3]
+		} else if j := strings.Index(rest[:i], ":"); j >= 0 {
+			scheme = rest[:j+1]
+		}
+		rest = scheme + redactedPart + rest[i:]
+	}
+	return rest + tail
 }
 
 // Tags returns the settings as tags, the inverse of SettingsFromTags.

@@ -163,3 +163,44 @@ func TestDurationJSON(t *testing.T) {
 		t.Errorf("Unmarshal a bad duration: err = %v, want it to quote the text", err)
 	}
 }
+
+func TestSettingsBaseURLErrorsRedactSecrets(t *testing.T) {
+	const canary = "pw-settings-canary-7c41d9"
+	cases := []struct {
+		name, url string
+		want      []string // substrings the error must contain
+	}{
+		{"user and password", "https://user:" + canary + "@api.openai.com/v1",
+			[]string{`"https://REDACTED@api.openai.com/v1"`, "credentials"}},
+		{"user only", "https://" + canary + "@api.openai.com/v1",
+			[]string{`"https://REDACTED@api.openai.com/v1"`, "credentials"}},
+		{"query", "https://api.openai.com/v1?key=" + canary,
+			[]string{`"https://api.openai.com/v1?REDACTED"`, "query"}},
+		{"fragment", "https://api.openai.com/v1#" + canary,
+			[]string{`"https://api.openai.com/v1#REDACTED"`, "fragment"}},
+		{"not http", "ftp://user:" + canary + "@api.openai.com/v1",
+			[]string{`"ftp://REDACTED@api.openai.com/v1"`, "http(s)"}},
+		{"unparsable", "https://user:" + canary + "%zz@api.openai.com/v1",
+			[]string{`"https://REDACTED@api.openai.com/v1"`, "http(s)"}},
+		{"opaque", "https:user:" + canary + "@api.openai.com/v1",
+			[]string{`"https:REDACTED@api.openai.com/v1"`, "http(s)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tags := validTags()
+			tags[keystore.TagBaseURL] = c.url
+			_, err := keystore.SettingsFromTags(tags)
+			if err == nil {
+				t.Fatal("SettingsFromTags: no error")
+			}
+			if strings.Contains(err.Error(), canary) {
+				t.Errorf("err = %q contains the canary", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %q, want it to contain %s", err, w)
+				}
+			}
+		})
+	}
+}

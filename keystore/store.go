@@ -105,6 +105,17 @@ func (d Description) VersionWithStage(stage string) string {
 	return ""
 }
 
+// PendingVersion returns the id of the version that holds AWSPENDING while
+// a rotation is in progress, or "" when none is. AWSPENDING on the
+// AWSCURRENT version marks a completed rotation, so it returns "" then too.
+func (d Description) PendingVersion() string {
+	pending := d.VersionWithStage(StagePending)
+	if pending == "" || hasStage(d.Versions[pending], StageCurrent) {
+		return ""
+	}
+	return pending
+}
+
 // CreateInput describes a new secret. A secret created without a value has
 // no versions until a rotation or a PutSecretValue gives it one.
 type CreateInput struct {
@@ -123,6 +134,10 @@ type CreateInput struct {
 // version holds moves to the new version. The same token with the same value
 // is a no-op; with another value it fails with ErrExists. The empty AWSPENDING
 // version that BeginRotation creates is filled exactly once this way.
+//
+// A Put that creates a new version with AWSCURRENT but not AWSPENDING
+// abandons a rotation in progress, as PutSecretValue does: AWSPENDING leaves
+// the pending version, so the next BeginRotation can start.
 type PutInput struct {
 	SecretID string
 	Token    string

@@ -142,7 +142,7 @@ func checkTags(op, secretID string, tags map[string]string, total int) error {
 	return nil
 }
 
-const tagCharsHint = "use letters, digits, spaces and _ . : / = + - @"
+const tagCharsHint = "use letters, numbers, spaces and _ . : / = + - @"
 
 func checkTagKey(op, secretID, key string) error {
 	n := utf8.RuneCountInString(key)
@@ -162,10 +162,13 @@ func checkTagKey(op, secretID, key string) error {
 }
 
 // invalidTagRune returns the index, in runes, of the first character that a
-// tag key or value must not contain, or -1.
+// tag key or value must not contain, or -1. The allowed characters are those
+// of the pattern AWS documents for tags, ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$:
+// Unicode letters, separators (spaces, but not tabs or newlines) and
+// numbers, and _ . : / = + - @. Invalid UTF-8 is rejected.
 func invalidTagRune(s string) int {
 	for i, r := range []rune(s) {
-		ok := unicode.IsLetter(r) || unicode.IsDigit(r) || r == ' ' || strings.ContainsRune("_.:/=+-@", r)
+		ok := unicode.In(r, unicode.L, unicode.Z, unicode.N) || strings.ContainsRune("_.:/=+-@", r)
 		if !ok {
 			return i
 		}

@@ -161,6 +161,28 @@ func describeJSONError(err error) string {
 	}
 }
 
+// WithUnknownFieldsFrom returns a copy of v that also carries each field of
+// src that keyturn does not know and v lacks, so a newer keyturn's data
+// survives when a rotation builds a new value from an old one. Where both
+// values carry the same unknown field, v's content wins. The fields are
+// copied as raw JSON, without decoding them.
+func (v Value) WithUnknownFieldsFrom(src Value) Value {
+	if len(src.extra) == 0 {
+		return v
+	}
+	extra := maps.Clone(v.extra)
+	if extra == nil {
+		extra = make(map[string]json.RawMessage, len(src.extra))
+	}
+	for k, raw := range src.extra {
+		if _, ok := extra[k]; !ok {
+			extra[k] = slices.Clone(raw)
+		}
+	}
+	v.extra = extra
+	return v
+}
+
 // Format prints the value with its key redacted and only the names of its
 // unknown fields, whose content may be another secret.
 func (v Value) Format(f fmt.State, verb rune) {

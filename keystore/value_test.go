@@ -239,3 +239,66 @@ func FuzzParseValue(f *testing.F) {
 		}
 	})
 }
+
+// encodedFields encodes v and returns its top-level fields, compacted.
+func encodedFields(t *testing.T, v keystore.Value) map[string]string {
+	t.Helper()
+	enc, err := v.Encode()
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(enc.Reveal()), &raw); err != nil {
+		t.Fatalf("Encode wrote invalid JSON: %v", err)
+	}
+	out := make(map[string]string, len(raw))
+	for k, r := range raw {
+		var b bytes.Buffer
+		if err := json.Compact(&b, r); err != nil {
+			t.Fatalf("field %s: %v", k, err)
+		}
+		out[k] = b.String()
+	}
+	return out
+}
+
+func mustParseValue(t *testing.T, s string) keystore.Value {
+	t.Helper()
+	v, err := keystore.ParseValue(keystore.NewSecret(s))
+	if err != nil {
+		t.Fatalf("ParseValue: %v", err)
+	}
+	return v
+}
+
+func TestValueWithUnknownFieldsFrom(t *testing.T) {
+	src := mustParseValue(t, `{"api_key": "sk-old", "key_id": "key_old", "future": {"nested": [1, 2]}, "note": "from-src"}`)
+	dst := mustParseValue(t, `{"api_key": "sk-new", "note": "from-dst"}`)
+
+	got := encodedFields(t, dst.WithUnknownFieldsFrom(src))
+	want := map[string]string{
+		"api_key": `"sk-new"`,
+		"future":  `{"nested":[1,2]}`,
+		"note":    `"from-dst"`,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("field %s = %s, want %s", k, got[k], w)
+		}
+	}
+	if _, ok := got["key_id"]; ok {
+		t.Errorf("key_id = %s: a known field of src must not be carried", got["key_id"])
+	}
+	if _, ok := encodedFields(t, dst)["future"]; ok {
+		t.Error("WithUnknownFieldsFrom changed its receiver: dst now has field future")
+	}
+}
+
+func TestValueWithUnknownFieldsFromNone(t *testing.T) {
+	src := mustParseValue(t, `{"api_key": "sk-old"}`)
+	dst := mustParseValue(t, `{"api_key": "sk-new", "note": "kept"}`)
+	got := encodedFields(t, dst.WithUnknownFieldsFrom(src))
+	if len(got) != 2 || got["note"] != `"kept"` {
+		t.Errorf("fields = %v, want api_key and dst's own note only", got)
+	}
+}

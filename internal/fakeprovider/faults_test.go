@@ -148,18 +148,43 @@ func TestFaultHangEndsWithClient(t *testing.T) {
 func TestFaultHangEndsOnClose(t *testing.T) {
 	p, base := startOpenAI(t)
 	p.SetFault("/openai/v1/models", fakeprovider.Fault{Hang: true})
-	done := make(chan error, 1)
+	type outcome struct {
+		status int
+		err    error
+	}
+	done := make(chan outcome, 1)
 	go func() {
+		// send gives up after 20 seconds, so a hang that Close does not end
+		// shows up here as the client's deadline.
 		resp, err := send(context.Background(), "GET", base+"/models", "", "Authorization", "Bearer "+canary)
-		if err == nil {
-			resp.Body.Close()
+		if err != nil {
+			done <- outcome{err: err}
+			return
 		}
-		done <- err
+		defer resp.Body.Close()
+		_, err = io.ReadAll(resp.Body)
+		done <- outcome{status: resp.StatusCode, err: err}
 	}()
 	waitForHandler(t, p)
 	p.Close()
-	waitForRequests(t, p, 1)
-	<-done
+
+	var got outcome
+	select {
+	case got = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hanging request did not end within 30s of Close")
+	}
+	if errors.Is(got.err, context.DeadlineExceeded) {
+		t.Fatalf("the request ended only at the client's deadline (%v), so Close did not end the hang", got.err)
+	}
+	// The handler returns without writing, so net/http sends an empty 200.
+	if got.err != nil || got.status != http.StatusOK {
+		t.Errorf("after Close: status %d, error %v; want the empty 200 that net/http sends for a handler that wrote nothing", got.status, got.err)
+	}
+	recs := waitForRequests(t, p, 1)
+	if !recs[0].Fault {
+		t.Errorf("record = %+v, want it marked as a fault", recs[0])
+	}
 }
 
 // waitForHandler waits until a request is in the provider's handler.

@@ -8,14 +8,22 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB that Start uses. Taking it rather than
+// testing.TB keeps package testing out of the programs that import
+// fakeprovider to serve it outside tests.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
 
 // Start serves a new Provider on 127.0.0.1 for the length of t and returns
 // it with its base URL, such as "http://127.0.0.1:40123". A shape's base
 // URL is that plus its prefix, such as OpenAIPrefix.
-func Start(t testing.TB, opts Options) (*Provider, string) {
+func Start(t TB, opts Options) (*Provider, string) {
 	t.Helper()
 	p := New(opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,7 +11,8 @@ import (
 
 // ErrMisconfigured matches the Mint and Revoke errors that no retry fixes:
 // the issuer's own configuration is invalid, or the provider rejected the
-// admin key. Other errors may pass when retried. Use errors.Is.
+// admin key or the request (a 4xx other than 408 and 429). Other errors may
+// pass when retried. Use errors.Is.
 var ErrMisconfigured = errors.New("issuer misconfigured")
 
 // MintRequest asks for a new key. Name is the provider-side name of the key,

@@ -85,6 +85,11 @@ func notAPIRoot(status int) bool {
 	return status == http.StatusNotFound || status == http.StatusMethodNotAllowed || status == http.StatusGone
 }
 
+// misconfigured returns a Misconfigured outcome for r with notes.
+func (r *response) misconfigured(info errorInfo, notes ...string) outcome {
+	return outcome{class: Misconfigured, status: r.status, reason: r.reason(info, notes...)}
+}
+
 // rejected returns a Rejected outcome for r with notes.
 func (r *response) rejected(info errorInfo, notes ...string) outcome {
 	return outcome{class: Rejected, status: r.status, reason: r.reason(info, notes...)}

@@ -43,8 +43,14 @@ func TestFakeProviderKeyStates(t *testing.T) {
 			}
 
 			fp.SetKeyQuota(canary, true)
-			if res := check(t, c, logs, s); res.Class != Rejected {
-				t.Errorf("exhausted key: class = %s (%s), want rejected", res.Class, res.Reason)
+			// Gemini reports exhausted billing as 400 FAILED_PRECONDITION,
+			// which concerns the project, not the key.
+			wantExhausted := Rejected
+			if providerName == "gemini" {
+				wantExhausted = Misconfigured
+			}
+			if res := check(t, c, logs, s); res.Class != wantExhausted {
+				t.Errorf("exhausted key: class = %s (%s), want %s", res.Class, res.Reason, wantExhausted)
 			}
 			fp.SetKeyQuota(canary, false)
 
@@ -114,8 +120,14 @@ func TestFakeProviderInference(t *testing.T) {
 			}
 
 			fp.SetKeyQuota(canary, true)
-			if res := check(t, c, logs, s); res.Class != Rejected {
-				t.Errorf("exhausted key: class = %s (%s), want rejected", res.Class, res.Reason)
+			// Gemini reports exhausted billing as 400 FAILED_PRECONDITION,
+			// which concerns the project, not the key.
+			wantExhausted := Rejected
+			if providerName == "gemini" {
+				wantExhausted = Misconfigured
+			}
+			if res := check(t, c, logs, s); res.Class != wantExhausted {
+				t.Errorf("exhausted key: class = %s (%s), want %s", res.Class, res.Reason, wantExhausted)
 			}
 		})
 	}

@@ -152,15 +152,19 @@ func parseGeminiError(body []byte) (errorInfo, time.Duration) {
 }
 
 // classifyGemini sorts Gemini's errors. A bad or expired key is a 400
-// INVALID_ARGUMENT whose details carry reason API_KEY_INVALID; a 400
-// FAILED_PRECONDITION (billing, or a region the API does not serve) and a
-// 403 PERMISSION_DENIED make the key unusable too. Any other 400 is about
-// the request, not the key. 429 RESOURCE_EXHAUSTED is retried after the
-// RetryInfo delay or retry-after.
+// INVALID_ARGUMENT whose details carry reason API_KEY_INVALID, and a 403
+// PERMISSION_DENIED makes the key unusable too. A 400 FAILED_PRECONDITION
+// (billing, or a region the API does not serve) is about the account or
+// where keyturn runs, not the key, so it is a configuration error. Any
+// other 400 is about the request. 429 RESOURCE_EXHAUSTED is retried after
+// the RetryInfo delay or retry-after.
 func classifyGemini(r *response) outcome {
 	info, delay := parseGeminiError(r.body)
-	if r.status == http.StatusBadRequest && (hasCode(info, "API_KEY_INVALID") || hasCode(info, "FAILED_PRECONDITION")) {
+	if r.status == http.StatusBadRequest && hasCode(info, "API_KEY_INVALID") {
 		return r.rejected(info)
+	}
+	if r.status == http.StatusBadRequest && hasCode(info, "FAILED_PRECONDITION") {
+		return r.misconfigured(info, "billing is not enabled for the project, or the API does not serve the region this rotator runs in; this says nothing about the key")
 	}
 	out := r.byStatus(info)
 	if out.retry && delay > 0 && out.retryAfter == 0 {

@@ -53,7 +53,7 @@ func TestGeminiAdapter(t *testing.T) {
 		{name: "permission denied", routes: routes{models: {{status: 403, body: geminiDenied}}},
 			want: Rejected, status: 403, reason: "PERMISSION_DENIED"},
 		{name: "failed precondition", routes: routes{models: {{status: 400, body: geminiLocation}}},
-			want: Rejected, status: 400, reason: "FAILED_PRECONDITION"},
+			want: Misconfigured, status: 400, reason: "FAILED_PRECONDITION", attempts: 1},
 		{name: "resource exhausted then valid", routes: routes{models: {{status: 429, body: geminiExhausted}, ok}},
 			want: Valid, attempts: 2},
 		{name: "resource exhausted persists", routes: routes{models: {{status: 429, body: geminiExhausted}}},

@@ -98,12 +98,16 @@ func rawToken(raw json.RawMessage) string {
 
 // classifyOpenAI sorts OpenAI's errors: 429 insufficient_quota means no
 // credit, so the key is no use; other 429s are rate limits. 401 covers a
-// bad key, an IP not allowed and a restricted key's missing scopes; 403
-// covers an unsupported region, which makes the key unusable where it runs.
+// bad key, an IP not allowed and a restricted key's missing scopes. A 403
+// unsupported_country_region_territory rejects the region keyturn runs in,
+// not the key, so it is a configuration error.
 func classifyOpenAI(r *response) outcome {
 	info, _ := parseOpenAIError(r.body)
 	if r.status == http.StatusTooManyRequests && hasCode(info, "insufficient_quota") {
 		return r.rejected(info, "no credit left")
+	}
+	if r.status == http.StatusForbidden && hasCode(info, "unsupported_country_region_territory") {
+		return r.misconfigured(info, "the provider does not serve the region this rotator runs in; this says nothing about the key")
 	}
 	return r.byStatus(info)
 }

@@ -44,7 +44,7 @@ func TestOpenAIAdapter(t *testing.T) {
 		{name: "rate limit persists", routes: routes{models: {{status: 429, body: openAIRateLimit}}},
 			want: Transient, status: 429, reason: "rate_limit_exceeded", attempts: 3},
 		{name: "unsupported region", routes: routes{models: {{status: 403, body: openAIRegion}}},
-			want: Rejected, status: 403, reason: "unsupported_country_region_territory"},
+			want: Misconfigured, status: 403, reason: "unsupported_country_region_territory", attempts: 1},
 		{name: "server error", routes: routes{models: {{status: 500, body: `{"error":{"message":"oops","type":"server_error"}}`}}},
 			want: Transient, status: 500, attempts: 3},
 		{name: "html 200", routes: routes{models: {{status: 200, body: htmlPage, header: map[string]string{"Content-Type": "text/html; charset=utf-8"}}}},

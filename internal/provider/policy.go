@@ -157,10 +157,10 @@ func (p *Policy) Check(providerName, baseURL string) error {
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return refuse("base URL %q is not an absolute URL: use https://HOST/PATH", baseURL)
+		return refuse("base URL %q is not an absolute URL: use https://HOST/PATH", RedactURL(baseURL))
 	}
 	if u.User != nil {
-		return refuse("base URL %q carries credentials: remove the user info", redactUser(u))
+		return refuse("base URL %q carries credentials: remove the user info", RedactURL(baseURL))
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
 		return refuse("base URL %q: scheme %q is not allowed: use https", baseURL, u.Scheme)
@@ -217,10 +217,33 @@ func refuseHost(providerName, baseURL, host, builtin string) error {
 	return refuse("base URL %q: host %s is not allowed for provider %s: its only host is %s (relay hosts apply to provider %s only)", baseURL, host, providerName, builtin, relayProvider)
 }
 
-func redactUser(u *url.URL) string {
-	c := *u
-	c.User = url.User("REDACTED")
-	return c.String()
+// RedactURL returns raw with any user info (user:password@) replaced by
+// REDACTED, for quoting a base URL in an error or a log. It works on text
+// that does not parse as a URL too, because such text may still carry
+// credentials.
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if u.User == nil {
+			return raw
+		}
+		c := *u
+		c.User = url.User("REDACTED")
+		return c.String()
+	}
+	rest := raw
+	prefix := ""
+	if i := strings.Index(raw, "://"); i >= 0 {
+		prefix, rest = raw[:i+3], raw[i+3:]
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return raw
+	}
+	return prefix + "REDACTED" + rest[at:]
 }
 
 // Address classes that keyturn refuses. Loopback is refused unless the

@@ -10,6 +10,21 @@ import (
 	"github.com/keyturn/keyturn/keystore"
 )
 
+func TestRedactURL(t *testing.T) {
+	cases := map[string]string{
+		"https://user:hunter2@api.openai.com/v1": "https://REDACTED@api.openai.com/v1",
+		"http://hunter2@127.0.0.1:8080/x":        "http://REDACTED@127.0.0.1:8080/x",
+		"https://user:hunter2@host:bad/v1":       "https://REDACTED@host:bad/v1",
+		"https://api.openai.com/v1?next=a@b":     "https://api.openai.com/v1?next=a@b",
+		"https://api.openai.com/v1":              "https://api.openai.com/v1",
+	}
+	for raw, want := range cases {
+		if got := RedactURL(raw); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
 func TestPolicyCheck(t *testing.T) {
 	relays := []string{"Relay.Example.com", "10.0.0.5", "203.0.113.7", "2852039166", "metadata"}
 	cases := []struct {
@@ -60,6 +75,7 @@ func TestPolicyCheck(t *testing.T) {
 		{"scheme", "openai", "ftp://api.openai.com/v1", false, `scheme "ftp" is not allowed: use https`},
 		{"not absolute", "openai", "api.openai.com/v1", false, "not an absolute URL"},
 		{"credentials", "openai", "https://user:hunter2@api.openai.com/v1", false, "carries credentials"},
+		{"credentials in an unparsable URL", "openai", "https://user:hunter2@api.openai.com:bad/v1", false, "not an absolute URL"},
 		{"unknown provider", "mistral", "https://api.mistral.ai/v1", false, `unknown provider "mistral"`},
 		{"unspecified article", "openai", "http://0.0.0.0/v1", true, "0.0.0.0 is an unspecified address"},
 		{"decimal number", "openai", "http://2852039166/latest", true, "host 2852039166 is a number that resolvers may read as an IPv4 address"},

@@ -29,7 +29,9 @@ const (
 	// settings are invalid, the host policy refuses the base URL or the
 	// address its host resolves to, or the base URL redirects or returns
 	// 404, 405 or 410, which means it is not the provider's API root. The
-	// result carries no verdict on the key.
+	// provider refusing the region keyturn runs in, or the account's
+	// billing, is Misconfigured too. The result carries no verdict on the
+	// key.
 	Misconfigured
 )
 

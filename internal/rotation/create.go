@@ -65,17 +65,17 @@ func (c *call) fillPending(ctx context.Context) (string, error) {
 	}
 
 	value, err := c.buildValue(ctx, next, current, settings)
-	lost := false
+	put := putNotWritten
 	if err == nil {
-		lost, err = c.putPending(ctx, value)
+		put, err = c.putPending(ctx, value)
 	}
-	if (err != nil || lost) && next.minted {
-		c.revoke(ctx, settings, next.value.KeyID)
+	if next.minted {
+		c.settleMinted(ctx, settings, next.value.KeyID, put)
 	}
 	if err != nil {
 		return "", err
 	}
-	if lost {
+	if put == putLost {
 		return "another createSecret filled the pending version first, and its value is kept", nil
 	}
 	if next.minted {
@@ -199,80 +199,91 @@ func (c *call) buildValue(ctx context.Context, next candidate, cur *currentKey,
 	} else {
 		retire = mergeRetired(nil, v.Retire)
 	}
-	retire, err := c.dropNewKey(ctx, retire, v)
+	retire, err := c.boundRetired(ctx, retire, v, now)
 	if err != nil {
 		return keystore.Value{}, err
 	}
 	v.Retire = retire
 
-	if cur == nil || !cur.parsed {
-		return v, nil
-	}
-	v, err = carryUnknown(v, cur.value)
-	if err != nil {
-		return keystore.Value{}, c.errorf(ErrConfig, err, "cannot carry the current value's fields forward")
+	if cur != nil && cur.parsed {
+		v = v.WithUnknownFieldsFrom(cur.value)
 	}
 	return v, nil
 }
 
-// dropNewKey removes retire entries that name the key being promoted, as
-// when a restored backup brings an old key back: revoking it later would
-// revoke the current key. Entries are matched by key id, or by reading the
-// version they name when that version still exists.
-func (c *call) dropNewKey(ctx context.Context, retire []keystore.Retired,
-	next keystore.Value) ([]keystore.Retired, error) {
-	var kept []keystore.Retired
-	for _, r := range retire {
-		same, err := c.retiredIsKey(ctx, r, next)
-		if err != nil {
-			return nil, err
-		}
-		if !same {
-			kept = append(kept, r)
-		}
-	}
-	return kept, nil
-}
+// putResult is what putPending learned about the token's version.
+type putResult int
 
-func (c *call) retiredIsKey(ctx context.Context, r keystore.Retired, next keystore.Value) (bool, error) {
-	if r.KeyID != "" && r.KeyID == next.KeyID {
-		return true, nil
-	}
-	if r.VersionID == "" {
-		return false, nil
-	}
-	old, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(r.VersionID))
-	if errors.Is(err, keystore.ErrNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, c.storeError(err, "read retired version "+r.VersionID)
-	}
-	oldValue, err := keystore.ParseValue(old.Value)
-	if err != nil {
-		return false, nil
-	}
-	return oldValue.APIKey.Equal(next.APIKey), nil
-}
+const (
+	// putNotWritten: the token's version has no value, so the next key is
+	// stored nowhere.
+	putNotWritten putResult = iota
+	// putWritten: the token's version holds the next key.
+	putWritten
+	// putLost: a concurrent invocation filled the version first, and that
+	// value is kept.
+	putLost
+	// putUnknown: the write failed in a way that may have stored it, and
+	// the version could not be read to tell.
+	putUnknown
+)
 
-// putPending writes the next key under the token. It reports lost when a
-// concurrent invocation filled the version first, and that value is kept.
-func (c *call) putPending(ctx context.Context, v keystore.Value) (lost bool, err error) {
+// putPending writes the next key under the token. A write that fails with
+// ErrUnavailable may still have landed, so the version is read back to
+// learn which: the next key stored counts as written.
+func (c *call) putPending(ctx context.Context, v keystore.Value) (putResult, error) {
 	enc, err := v.Encode()
 	if err != nil {
-		return false, c.errorf(ErrRejected, err, "cannot encode the next key's value")
+		return putNotWritten, c.errorf(ErrRejected, err, "cannot encode the next key's value")
 	}
 	err = c.e.Store.Put(ctx, keystore.PutInput{
 		SecretID: c.secretID, Token: c.token, Value: enc,
 		Stages: []string{keystore.StagePending},
 	})
-	if errors.Is(err, keystore.ErrExists) {
-		return true, nil
+	switch {
+	case err == nil:
+		return putWritten, nil
+	case errors.Is(err, keystore.ErrExists):
+		return putLost, nil
+	case errors.Is(err, keystore.ErrUnavailable):
+		return c.readBackPending(ctx, v, err)
 	}
-	if err != nil {
-		return false, c.storeError(err, "write the pending version")
+	return putNotWritten, c.storeError(err, "write the pending version")
+}
+
+// readBackPending reads the token's version after a write that failed with
+// putErr, under a context of its own, since the write may have failed
+// because the caller's context ended.
+func (c *call) readBackPending(parent context.Context, v keystore.Value, putErr error) (putResult, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), abandonTimeout)
+	defer cancel()
+	stored, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(c.token))
+	switch {
+	case errors.Is(err, keystore.ErrNotFound):
+		return putNotWritten, c.storeError(putErr, "write the pending version")
+	case err != nil:
+		c.warn(ctx, "could not read the pending version back after a failed write", err)
+		return putUnknown, c.storeError(putErr, "write the pending version")
 	}
-	return false, nil
+	sv, err := keystore.ParseValue(stored.Value)
+	if err == nil && sameKey(sv, v) {
+		return putWritten, nil
+	}
+	return putLost, nil
+}
+
+// settleMinted revokes a minted key that put did not store. A key that may
+// have been stored is kept, because revoking it could revoke the key the
+// rotation promotes. If it was not stored, the retried createSecret mints
+// under the same provider-side name, and the issuer deletes the lost key.
+func (c *call) settleMinted(ctx context.Context, settings keystore.Settings, keyID string, put putResult) {
+	switch put {
+	case putNotWritten, putLost:
+		c.revoke(ctx, settings, keyID)
+	case putUnknown:
+		c.warn(ctx, "minted key "+keyID+" may be stored under the token, so it is not revoked",
+			errors.New("the write of the pending version had an unknown result"))
+	}
 }
 
 func (c *call) warn(ctx context.Context, msg string, err error) {

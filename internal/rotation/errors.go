@@ -3,6 +3,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -97,13 +98,31 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// storeKind sorts a store error: a missing secret or an undecryptable value
-// needs an operator, anything else may pass on a retry.
+// storeKind sorts a store error. A store that cannot be reached, and a
+// rotation in progress that another rotator is finishing, may pass on a
+// retry. Every other store error needs an operator: a missing secret, an
+// undecryptable value, a value too large, a token that holds another
+// value, an exceeded quota. An error that is not from the store counts as
+// transient.
 func storeKind(err error) error {
-	if errors.Is(err, keystore.ErrNotFound) || errors.Is(err, keystore.ErrDecryption) {
+	switch {
+	case errors.Is(err, keystore.ErrUnavailable):
+		return ErrTransient
+	case errors.Is(err, keystore.ErrInvalidRequest) && rotationIncomplete(err):
+		return ErrTransient
+	case errors.Is(err, keystore.ErrNotFound), errors.Is(err, keystore.ErrDecryption),
+		errors.Is(err, keystore.ErrInvalidParameter), errors.Is(err, keystore.ErrExists),
+		errors.Is(err, keystore.ErrInvalidRequest):
 		return ErrConfig
 	}
 	return ErrTransient
+}
+
+// rotationIncomplete reports whether a store's ErrInvalidRequest says that
+// a previous rotation isn't complete, in the words both stores use (those
+// of Secrets Manager's RotateSecret).
+func rotationIncomplete(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "previous rotation isn't complete")
 }
 
 // errorf builds an *Error whose operation, secret and version come from c.

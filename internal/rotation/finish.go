@@ -38,14 +38,28 @@ func (c *call) finishSecret(ctx context.Context) (string, error) {
 	return "promoted; version " + holder + " is now " + keystore.StagePrevious, nil
 }
 
-// tidyAfterFinish completes a promotion: it removes AWSPENDING from the
-// token and consumes KEYTURN_STAGED if it holds the promoted key. It runs on
-// every finishSecret whose token is already AWSCURRENT, so a replay finishes
-// work an interrupted one left, and writes nothing when there is none.
+// tidyAfterFinish completes a promotion: it consumes KEYTURN_STAGED if it
+// holds the promoted key, and then removes AWSPENDING from the token. The
+// order matters when the rotator stops between the two. AWSPENDING left on
+// the token marks the rotation unfinished, so a replay completes it. A
+// KEYTURN_STAGED left on the promoted key would instead have the next
+// rotation promote that key again. It runs on every finishSecret whose token is
+// already AWSCURRENT, so a replay finishes work an interrupted one left,
+// and writes nothing when there is none.
 func (c *call) tidyAfterFinish(ctx context.Context) (string, error) {
+	note, err := c.consumeStaged(ctx)
+	if err != nil {
+		return "", err
+	}
 	if err := c.removeStage(ctx, keystore.StagePending, c.token); err != nil {
 		return "", err
 	}
+	return note, nil
+}
+
+// consumeStaged removes KEYTURN_STAGED from the version holding the key
+// that the token promoted, if one does.
+func (c *call) consumeStaged(ctx context.Context) (string, error) {
 	promoted, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(c.token))
 	if err != nil {
 		return "", c.storeError(err, "read the current version")

@@ -89,8 +89,12 @@ func (c *call) adminKey(ctx context.Context, settings keystore.Settings) (keysto
 }
 
 // revoke revokes a minted key at its issuer. It is best effort: a key that
-// stays alive is logged for an operator, and the rotation goes on.
-func (c *call) revoke(ctx context.Context, settings keystore.Settings, keyID string) {
+// stays alive is logged for an operator, and the rotation goes on. It runs
+// under a context of its own, bounded by abandonTimeout, because it is
+// often called after a failure that ended the caller's context.
+func (c *call) revoke(parent context.Context, settings keystore.Settings, keyID string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), abandonTimeout)
+	defer cancel()
 	if keyID == "" {
 		c.warn(ctx, "cannot revoke a minted key without a key id", errors.New("issuer returned no key id"))
 		return

@@ -227,7 +227,7 @@ func (c *call) revokeIfMinted(ctx context.Context, value keystore.Secret) {
 
 // result builds the Result of a failed RotateNow.
 func (c *call) result(err error) Result {
-	r := Result{SecretID: c.secretID, VersionID: c.token, Outcome: outcomeOf(err), ResumedFrom: c.resumedFrom}
+	r := Result{SecretID: c.secretID, VersionID: c.token, Outcome: OutcomeOf(err), ResumedFrom: c.resumedFrom}
 	var re *Error
 	if errors.As(err, &re) && re.failure != nil {
 		r.Failure = re.failure
@@ -244,13 +244,20 @@ func (c *call) result(err error) Result {
 	return r
 }
 
-func outcomeOf(err error) Outcome {
+// OutcomeOf names the outcome of a RotateNow that returned err. A nil err
+// is Promoted. An err matching ErrInProgress, ErrRejected or ErrTransient is
+// InProgress, Rejected or Transient. A store that cannot be reached
+// (keystore.ErrUnavailable) is Transient, as the engine counts it.
+// Anything else is Failed.
+func OutcomeOf(err error) Outcome {
 	switch {
+	case err == nil:
+		return Promoted
 	case errors.Is(err, ErrInProgress):
 		return InProgress
 	case errors.Is(err, ErrRejected):
 		return Rejected
-	case errors.Is(err, ErrTransient):
+	case errors.Is(err, ErrTransient), errors.Is(err, keystore.ErrUnavailable):
 		return Transient
 	}
 	return Failed

@@ -1,23 +1,13 @@
 package rotation
 
-import (
-	"encoding/json"
-	"fmt"
+import "github.com/keyturn/keyturn/keystore"
 
-	"github.com/keyturn/keyturn/keystore"
-)
-
-// knownValueFields are the value fields keystore.Value reads; every other
-// field is carried forward as it is.
-var knownValueFields = map[string]bool{
-	"api_key": true, "key_id": true, "created_at": true,
-	"settings": true, "retire": true, "last_failure": true,
-}
-
-// sameKey reports whether two values hold the same provider key.
+// sameKey reports whether two values hold the same provider key. Key ids
+// decide only when a value lacks its key, because an operator may stage
+// two keys under one key id.
 func sameKey(a, b keystore.Value) bool {
-	if a.KeyID != "" && a.KeyID == b.KeyID {
-		return true
+	if a.APIKey.IsZero() || b.APIKey.IsZero() {
+		return a.KeyID != "" && a.KeyID == b.KeyID
 	}
 	return a.APIKey.Equal(b.APIKey)
 }
@@ -40,48 +30,4 @@ func hasRetired(list []keystore.Retired, r keystore.Retired) bool {
 		}
 	}
 	return false
-}
-
-// carryUnknown adds to dst the fields of src that keyturn does not know and
-// dst lacks, so that data written by a newer keyturn survives a rotation.
-func carryUnknown(dst, src keystore.Value) (keystore.Value, error) {
-	dstFields, err := valueFields(dst)
-	if err != nil {
-		return keystore.Value{}, err
-	}
-	srcFields, err := valueFields(src)
-	if err != nil {
-		return keystore.Value{}, err
-	}
-	added := false
-	for k, raw := range srcFields {
-		if _, ok := dstFields[k]; ok || knownValueFields[k] {
-			continue
-		}
-		dstFields[k] = raw
-		added = true
-	}
-	if !added {
-		return dst, nil
-	}
-
-	out, err := json.Marshal(dstFields)
-	if err != nil {
-		return keystore.Value{}, fmt.Errorf("carry unknown value fields forward: %w", err)
-	}
-	return keystore.ParseValue(keystore.NewSecret(string(out)))
-}
-
-func valueFields(v keystore.Value) (map[string]json.RawMessage, error) {
-	enc, err := v.Encode()
-	if err != nil {
-		return nil, err
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(enc.Reveal()), &fields); err != nil {
-		// The text is keyturn's own encoding, which holds a key, so the error
-		// describes none of its content.
-		return nil, fmt.Errorf("%w: cannot decode an encoded value", keystore.ErrMalformedValue)
-	}
-	return fields, nil
 }

@@ -39,7 +39,7 @@ func TestOnlyLimitsScheduledSecrets(t *testing.T) {
 	addSecret(t, st, "app/b", daily)
 	addSecret(t, st, "dev/openai", daily)
 	r := &listRotator{}
-	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: &fakeClock{now: t0},
+	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: newClock(t0, nil),
 		Only: func(d keystore.Description) bool { return d.SecretID == "dev/openai" }}
 
 	if n, err := s.RunOnce(context.Background()); n != 0 || err != nil {
@@ -65,7 +65,7 @@ func TestNoScheduleLoggedOnceAtInfo(t *testing.T) {
 	addSecret(t, st, "app/manual", keystore.RotationRules{})
 	logs := &logBuffer{}
 	r := &listRotator{}
-	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: &fakeClock{now: t0},
+	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: newClock(t0, nil),
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}
 
 	for range 3 {

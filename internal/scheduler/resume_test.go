@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,23 +41,6 @@ func (r *recordingRotator) PendingRotation(ctx context.Context, d keystore.Descr
 }
 
 var _ scheduler.PendingChecker = (*recordingRotator)(nil)
-
-// advanceUntilCall moves the clock by step until the scheduler starts a
-// rotation.
-func (r *recordingRotator) advanceUntilCall(t *testing.T, step time.Duration) resumeCall {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for time.Now().Before(deadline) {
-		r.clock.Advance(step)
-		select {
-		case c := <-r.calls:
-			return c
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatal("no rotation started")
-	return resumeCall{}
-}
 
 // stoppedRotation leaves a staged-key secret as a rotator that stopped
 // after createSecret would: rotated once, so not due by its schedule, and
@@ -103,7 +87,8 @@ func TestSchedulerResumesStaleRotation(t *testing.T) {
 	prov, url := fakeprovider.Start(t, fakeprovider.Options{})
 	prov.AddKey(firstKey)
 	prov.AddKey(secondKey)
-	clock := &fakeClock{now: time.Now().UTC()}
+	starts := newStartLog(slog.NewTextHandler(testWriter{t}, nil))
+	clock := newClock(time.Now().UTC(), starts)
 	engine := &rotation.Engine{
 		Store:   st,
 		Checker: provider.New(provider.Options{Policy: provider.NewPolicy(nil, true)}),
@@ -120,21 +105,33 @@ func TestSchedulerResumesStaleRotation(t *testing.T) {
 	}
 
 	r := &recordingRotator{engine: engine, clock: clock, calls: make(chan resumeCall, 4)}
-	s := &scheduler.Scheduler{
-		Store: st, Rotator: r, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
-	}
+	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: clock, Logger: slog.New(starts)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := receive(t, done, "return from Run after cancel"); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 
-	c := r.advanceUntilCall(t, time.Minute)
+	// Each pass before StaleAt leaves the secret alone, and the first pass
+	// at or after it resumes the rotation.
+	tm := clock.blocked(t)
+	if tm.started != 0 {
+		t.Fatalf("first pass started %v, want nothing before the rotation goes stale", starts.between(0, tm.started))
+	}
+	_, started := clock.advanceUntilStarted(t, tm, time.Minute)
+	if !slices.Equal(started, []string{"app/openai"}) {
+		t.Errorf("started %v, want app/openai", started)
+	}
+	c := receive(t, r.calls, "rotation started")
 	if c.at.Before(p.StaleAt) {
 		t.Errorf("rotation started at %s, before the pending one went stale at %s", c.at, p.StaleAt)
+	}
+	if late := p.StaleAt.Add(time.Minute); !c.at.Before(late) {
+		t.Errorf("rotation started at %s, not at the first pass after the pending one went stale at %s", c.at, p.StaleAt)
 	}
 	if c.err != nil || c.res.Outcome != rotation.Promoted {
 		t.Fatalf("RotateNow: outcome %s, err %v", c.res.Outcome, c.err)

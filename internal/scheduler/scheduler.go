@@ -176,6 +176,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (failed int, err error) {
 			listErr = err
 		}
 	}
+	s.wg.Wait()
 	if listErr != nil {
 		return failed, listErr
 	}
@@ -216,6 +217,9 @@ func (s *Scheduler) stop(cancelRotations context.CancelFunc) {
 			deadline = nil
 		}
 	}
+	// Every rotation has sent its outcome, so this returns at once; it
+	// makes sure that no rotation goroutine outlives Run.
+	s.wg.Wait()
 	s.logger().Info("scheduler stopped")
 }
 
@@ -284,24 +288,24 @@ func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now tim
 		return time.Time{}, false
 	}
 	if !d.Rotation.Enabled {
-		s.notice(d.SecretID, st, "rotation is disabled; skipping")
+		s.notice(ctx, d.SecretID, st, "rotation is disabled; skipping")
 		return time.Time{}, false
 	}
 	sched, err := s.scheduleFor(d)
 	if errors.Is(err, schedule.ErrNoSchedule) {
 		// A secret without a schedule is valid: it rotates when asked to.
-		s.noticeAt(slog.LevelInfo, d.SecretID, st, "no rotation schedule: rotate it with rotator rotate-now "+
+		s.noticeAt(ctx, slog.LevelInfo, d.SecretID, st, "no rotation schedule: rotate it with rotator rotate-now "+
 			d.SecretID+", or give it one with rotator update "+d.SecretID+" --schedule 'rate(30 days)'")
 		return time.Time{}, false
 	}
 	if err != nil {
-		s.notice(d.SecretID, st, "invalid schedule; skipping", "error", err)
+		s.notice(ctx, d.SecretID, st, "invalid schedule; skipping", "error", err)
 		return time.Time{}, false
 	}
 
 	settings, err := keystore.SettingsFromTags(d.Tags)
 	if err != nil {
-		s.notice(d.SecretID, st, "invalid settings; skipping", "error", err)
+		s.notice(ctx, d.SecretID, st, "invalid settings; skipping", "error", err)
 		return time.Time{}, false
 	}
 	next, pending := s.pendingRun(ctx, d, st, now)
@@ -316,7 +320,7 @@ func (s *Scheduler) nextRun(ctx context.Context, d keystore.Description, now tim
 	// store free of abandoned ones, and warning only once it is due keeps
 	// quiet about a secret that was just rotated.
 	if !next.After(now) && nothingStaged(d, settings) {
-		s.notice(d.SecretID, st, "rotation due but no key is staged; skipping until one is staged",
+		s.notice(ctx, d.SecretID, st, "rotation due but no key is staged; skipping until one is staged",
 			"due_since", dueSince(sched, last), "stage_with", "rotator stage "+d.SecretID+" --file KEYFILE")
 		return time.Time{}, false
 	}
@@ -368,14 +372,14 @@ func (s *Scheduler) pendingRun(ctx context.Context, d keystore.Description, st *
 	}
 	p, ok, err := checker.PendingRotation(ctx, d)
 	if err != nil {
-		s.notice(d.SecretID, st, "cannot read the rotation in progress; following the schedule", "error", err)
+		s.notice(ctx, d.SecretID, st, "cannot read the rotation in progress; following the schedule", "error", err)
 		return time.Time{}, false
 	}
 	if !ok {
 		return time.Time{}, false
 	}
 	if p.StaleIn > 0 {
-		s.notice(d.SecretID, st, "rotation in progress; resuming it when it goes stale unless it finishes",
+		s.notice(ctx, d.SecretID, st, "rotation in progress; resuming it when it goes stale unless it finishes",
 			"version_id", p.VersionID, "since", p.Since, "stale_at", p.StaleAt)
 	}
 	return now.Add(max(p.StaleIn, 0)), true
@@ -390,18 +394,18 @@ func (s *Scheduler) scheduleFor(d keystore.Description) (*schedule.Schedule, err
 
 // notice logs as a warning why a secret is not rotating, once until the
 // reason changes.
-func (s *Scheduler) notice(secretID string, st *secretState, msg string, args ...any) {
-	s.noticeAt(slog.LevelWarn, secretID, st, msg, args...)
+func (s *Scheduler) notice(ctx context.Context, secretID string, st *secretState, msg string, args ...any) {
+	s.noticeAt(ctx, slog.LevelWarn, secretID, st, msg, args...)
 }
 
 // noticeAt is notice at the given level.
-func (s *Scheduler) noticeAt(level slog.Level, secretID string, st *secretState, msg string, args ...any) {
+func (s *Scheduler) noticeAt(ctx context.Context, level slog.Level, secretID string, st *secretState, msg string, args ...any) {
 	key := msg + fmt.Sprint(args...)
 	if st.lastNotice == key {
 		return
 	}
 	st.lastNotice = key
-	s.logger().Log(context.Background(), level, msg, append([]any{"secret_id", secretID}, args...)...)
+	s.logger().Log(ctx, level, msg, append([]any{"secret_id", secretID}, args...)...)
 }
 
 // start runs one rotation in its own goroutine, unless MaxAtOnce are

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,57 +15,6 @@ import (
 	"github.com/keyturn/keyturn/internal/scheduler"
 	"github.com/keyturn/keyturn/keystore"
 )
-
-// hangGuard fails a test that waits this long for an event; no test relies
-// on it as a timing.
-const hangGuard = 20 * time.Second
-
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// fakeClock moves only when the test advances it.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
-
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{at: c.now.Add(d), ch: ch})
-	return ch
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
 
 // rotateCall is one RotateNow the scheduler made, waiting for the test to
 // reply.
@@ -97,31 +47,7 @@ func (r *fakeRotator) RotateNow(ctx context.Context, secretID string) (rotation.
 
 func (r *fakeRotator) next(t *testing.T) rotateCall {
 	t.Helper()
-	select {
-	case c := <-r.calls:
-		return c
-	case <-time.After(hangGuard):
-		t.Fatal("no rotation started")
-		return rotateCall{}
-	}
-}
-
-// advanceUntilCall moves the clock by step until the scheduler starts a
-// rotation. The scheduler may be between passes when the clock moves, so
-// the clock keeps moving until it acts.
-func (r *fakeRotator) advanceUntilCall(t *testing.T, step time.Duration) rotateCall {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for time.Now().Before(deadline) {
-		r.clock.Advance(step)
-		select {
-		case c := <-r.calls:
-			return c
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatal("no rotation started")
-	return rotateCall{}
+	return receive(t, r.calls, "rotation started")
 }
 
 func newStore(t *testing.T) keystore.Store {
@@ -154,8 +80,10 @@ func addSecret(t *testing.T, st keystore.Store, id string, rules keystore.Rotati
 
 var daily = keystore.RotationRules{ScheduleExpression: "rate(1 days)"}
 
+// harness runs a Scheduler on a fake clock and a fake rotator.
 type harness struct {
 	clock   *fakeClock
+	starts  *startLog
 	rotator *fakeRotator
 	sched   *scheduler.Scheduler
 	cancel  context.CancelFunc
@@ -164,12 +92,15 @@ type harness struct {
 
 func start(t *testing.T, st keystore.Store) *harness {
 	t.Helper()
-	clock := &fakeClock{now: t0}
-	h := &harness{clock: clock, rotator: &fakeRotator{clock: clock, calls: make(chan rotateCall)}, done: make(chan error, 1)}
-	h.sched = &scheduler.Scheduler{
-		Store: st, Rotator: h.rotator, Clock: clock,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	starts := newStartLog(slog.NewTextHandler(testWriter{t}, nil))
+	clock := newClock(t0, starts)
+	h := &harness{
+		clock:   clock,
+		starts:  starts,
+		rotator: &fakeRotator{clock: clock, calls: make(chan rotateCall)},
+		done:    make(chan error, 1),
 	}
+	h.sched = &scheduler.Scheduler{Store: st, Rotator: h.rotator, Clock: clock, Logger: slog.New(starts)}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go func() { h.done <- h.sched.Run(ctx) }()
@@ -177,17 +108,29 @@ func start(t *testing.T, st keystore.Store) *harness {
 	return h
 }
 
+// stop cancels Run and waits for it to return. So that a test that failed
+// with a rotation unanswered still ends, it fails every rotation still
+// waiting for a reply and fires every timer Run waits on, the stop timeout
+// included.
 func (h *harness) stop(t *testing.T) {
 	t.Helper()
 	h.cancel()
-	select {
-	case err := <-h.done:
-		if err != nil {
-			t.Errorf("Run: %v", err)
+	guard := time.After(hangGuard)
+	for {
+		select {
+		case err := <-h.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			h.done <- nil // later stops return at once
+			return
+		case c := <-h.rotator.calls:
+			c.reply <- errors.New("test over")
+		case tm := <-h.clock.timers:
+			h.clock.Advance(tm.d)
+		case <-guard:
+			t.Fatal("Run did not return after cancel")
 		}
-		h.done <- nil // later stops return at once
-	case <-time.After(hangGuard):
-		t.Fatal("Run did not return after cancel")
 	}
 }
 
@@ -203,6 +146,7 @@ func TestSchedulerRotatesDueSecret(t *testing.T) {
 	addSecret(t, st, "app/a", daily)
 	h := start(t, st)
 
+	h.clock.blocked(t)
 	c := h.rotator.next(t)
 	if c.secretID != "app/a" {
 		t.Fatalf("rotated %s, want app/a", c.secretID)
@@ -211,14 +155,19 @@ func TestSchedulerRotatesDueSecret(t *testing.T) {
 		t.Errorf("first rotation at %s, want at once (%s)", c.at, t0)
 	}
 	c.reply <- nil
+	tm := h.clock.blocked(t)
 
 	// rate(1 days) is due again at the next midnight UTC, 12 hours on.
-	c = h.rotator.advanceUntilCall(t, time.Hour)
+	_, started := h.clock.advanceUntilStarted(t, tm, time.Hour)
+	if !slices.Equal(started, []string{"app/a"}) {
+		t.Errorf("started %v, want app/a", started)
+	}
+	c = h.rotator.next(t)
 	if c.secretID != "app/a" {
 		t.Fatalf("rotated %s, want app/a", c.secretID)
 	}
-	if c.at.Before(t0.Add(12 * time.Hour)) {
-		t.Errorf("second rotation at %s, before the next midnight", c.at)
+	if midnight := t0.Add(12 * time.Hour); !c.at.Equal(midnight) {
+		t.Errorf("second rotation at %s, want at the next midnight %s", c.at, midnight)
 	}
 	c.reply <- nil
 }
@@ -229,29 +178,41 @@ func TestSchedulerBacksOffFailingSecret(t *testing.T) {
 	addSecret(t, st, "app/good", daily)
 	h := start(t, st)
 
-	started := map[string]rotateCall{}
+	tm := h.clock.blocked(t)
+	if got := h.starts.between(0, tm.started); !slices.Equal(got, []string{"app/bad", "app/good"}) {
+		t.Fatalf("first pass started %v, want app/bad and app/good", got)
+	}
+	calls := map[string]rotateCall{}
 	for range 2 {
 		c := h.rotator.next(t)
-		started[c.secretID] = c
+		calls[c.secretID] = c
 	}
-	started["app/bad"].reply <- errors.New("provider unavailable")
-	started["app/good"].reply <- nil
+	calls["app/bad"].reply <- errors.New("provider unavailable")
+	h.clock.blocked(t)
+	calls["app/good"].reply <- nil
+	tm = h.clock.blocked(t)
 
 	// The failed secret is retried after 1m, then 2m later, then 4m later;
 	// the good one is left alone.
 	var retries []time.Time
-	for range 3 {
-		c := h.rotator.advanceUntilCall(t, time.Minute)
+	for i := range 3 {
+		var started []string
+		tm, started = h.clock.advanceUntilStarted(t, tm, time.Minute)
+		if !slices.Equal(started, []string{"app/bad"}) {
+			t.Fatalf("retry %d started %v, want only app/bad", i+1, started)
+		}
+		c := h.rotator.next(t)
 		if c.secretID != "app/bad" {
 			t.Fatalf("rotated %s during backoff, want only app/bad", c.secretID)
 		}
 		retries = append(retries, c.at)
 		c.reply <- errors.New("provider unavailable")
+		tm = h.clock.blocked(t)
 	}
 	want := []time.Duration{time.Minute, 3 * time.Minute, 7 * time.Minute}
 	for i, at := range retries {
-		if got := at.Sub(t0); got < want[i] {
-			t.Errorf("retry %d at t0+%s, want no earlier than t0+%s", i+1, got, want[i])
+		if got := at.Sub(t0); got != want[i] {
+			t.Errorf("retry %d at t0+%s, want t0+%s", i+1, got, want[i])
 		}
 	}
 }
@@ -260,13 +221,22 @@ func TestSchedulerPicksUpNewSecret(t *testing.T) {
 	st := newStore(t)
 	addSecret(t, st, "app/first", daily)
 	h := start(t, st)
+	h.clock.blocked(t)
 	c := h.rotator.next(t)
 	c.reply <- nil
+	tm := h.clock.blocked(t)
 
 	addSecret(t, st, "app/second", daily)
-	c = h.rotator.advanceUntilCall(t, scheduler.DefaultRescan)
+	_, started := h.clock.advanceUntilStarted(t, tm, scheduler.DefaultRescan)
+	if !slices.Equal(started, []string{"app/second"}) {
+		t.Errorf("started %v, want only the new secret app/second", started)
+	}
+	c = h.rotator.next(t)
 	if c.secretID != "app/second" {
 		t.Fatalf("rotated %s, want the new secret app/second", c.secretID)
+	}
+	if got := c.at.Sub(t0); got != scheduler.DefaultRescan {
+		t.Errorf("new secret rotated at t0+%s, want at the first rescan, t0+%s", got, scheduler.DefaultRescan)
 	}
 	c.reply <- nil
 }
@@ -284,16 +254,23 @@ func TestSchedulerSkipsSecretWithoutStagedKey(t *testing.T) {
 	addSecret(t, st, "app/minted", daily)
 	h := start(t, st)
 
+	tm := h.clock.blocked(t)
+	if got := h.starts.between(0, tm.started); !slices.Equal(got, []string{"app/minted"}) {
+		t.Errorf("first pass started %v, want only app/minted", got)
+	}
 	c := h.rotator.next(t)
 	if c.secretID != "app/minted" {
 		t.Fatalf("rotated %s, want only app/minted", c.secretID)
 	}
 	c.reply <- nil
+	tm = h.clock.blocked(t)
+
+	// The pass that the advance runs is over once the scheduler waits on
+	// its next timer, and by then it has started every rotation it will.
 	h.clock.Advance(time.Hour)
-	select {
-	case c := <-h.rotator.calls:
-		t.Fatalf("rotated %s, which has no staged key", c.secretID)
-	case <-time.After(100 * time.Millisecond):
+	next := h.clock.blocked(t)
+	if got := h.starts.between(tm.started, next.started); len(got) > 0 {
+		t.Fatalf("rotated %v, which has no staged key", got)
 	}
 }
 
@@ -301,30 +278,36 @@ func TestSchedulerStopWaitsThenCancels(t *testing.T) {
 	st := newStore(t)
 	addSecret(t, st, "app/slow", daily)
 	h := start(t, st)
+	h.clock.blocked(t)
 	h.rotator.next(t) // never answered
 
 	h.cancel()
+	var stopTimer *fakeTimer
 	select {
-	case <-h.done:
+	case err := <-h.done:
+		h.done <- err
 		t.Fatal("Run returned while a rotation was in flight")
-	case <-time.After(100 * time.Millisecond):
+	case stopTimer = <-h.clock.timers:
+	case <-time.After(hangGuard):
+		t.Fatal("Run neither returned nor waited after cancel")
 	}
+	if stopTimer.d != scheduler.DefaultStopTimeout {
+		t.Fatalf("after cancel Run waits %s, want the stop timeout %s", stopTimer.d, scheduler.DefaultStopTimeout)
+	}
+	select {
+	case err := <-h.done:
+		h.done <- err
+		t.Fatal("Run returned while a rotation was in flight")
+	default:
+	}
+
 	// Past the stop timeout, the rotation's context is cancelled and the
 	// fake rotator returns.
-	deadline := time.Now().Add(hangGuard)
-	for time.Now().Before(deadline) {
-		h.clock.Advance(scheduler.DefaultStopTimeout)
-		select {
-		case err := <-h.done:
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
-			h.done <- nil
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
+	h.clock.Advance(scheduler.DefaultStopTimeout)
+	if err := receive(t, h.done, "return from Run after the stop timeout"); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
-	t.Fatal("Run did not return after the stop timeout")
+	h.done <- nil
 }
 
 func TestRunOnceRotatesDueAndCountsFailures(t *testing.T) {
@@ -335,7 +318,7 @@ func TestRunOnceRotatesDueAndCountsFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	addSecret(t, st, "app/c", daily)
-	clock := &fakeClock{now: t0}
+	clock := newClock(t0, nil)
 	r := &fakeRotator{clock: clock, calls: make(chan rotateCall)}
 	s := &scheduler.Scheduler{Store: st, Rotator: r, Clock: clock}
 
@@ -358,7 +341,7 @@ func TestRunOnceRotatesDueAndCountsFailures(t *testing.T) {
 			c.reply <- nil
 		}
 	}
-	res := <-done
+	res := receive(t, done, "return from RunOnce")
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
@@ -414,7 +397,7 @@ func TestNoStagedKeyWarnsOnlyWhenDue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: t0}
+	clock := newClock(t0, nil)
 	logs := &logBuffer{}
 	s := &scheduler.Scheduler{Store: st, Rotator: promptRotator{}, Clock: clock,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))}
@@ -463,7 +446,7 @@ func (s partialStore) List(ctx context.Context) ([]keystore.Description, error) 
 func TestRunOnceReportsUnreadableSecrets(t *testing.T) {
 	st := newStore(t)
 	addSecret(t, st, "app/a", daily)
-	clock := &fakeClock{now: t0}
+	clock := newClock(t0, nil)
 	logs := &logBuffer{}
 	r := &fakeRotator{clock: clock, calls: make(chan rotateCall)}
 	s := &scheduler.Scheduler{Store: partialStore{st}, Rotator: r, Clock: clock,
@@ -483,7 +466,7 @@ func TestRunOnceReportsUnreadableSecrets(t *testing.T) {
 		t.Errorf("rotated %s, want the readable app/a", c.secretID)
 	}
 	c.reply <- nil
-	res := <-done
+	res := receive(t, done, "return from RunOnce")
 	var listErr *scheduler.ListError
 	if !errors.As(res.err, &listErr) {
 		t.Fatalf("RunOnce error = %v, want a *ListError", res.err)

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keyturn/keyturn/internal/schedule"
+	"github.com/keyturn/keyturn/keystore"
 )
 
 // Staging labels the server treats specially.
@@ -37,7 +38,9 @@ const (
 
 var (
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
-	tagPattern  = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+	// tagPattern is the pattern AWS documents for tag keys and values:
+	// Unicode letters, separators and numbers, and _ . : / = + - @.
+	tagPattern = regexp.MustCompile(`^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`)
 )
 
 // secret is one secret and all its versions.
@@ -106,8 +109,7 @@ func (s *secret) holder(stage string) *version {
 // rotationPending reports whether a rotation is incomplete: AWSPENDING sits
 // on a version other than AWSCURRENT's.
 func (s *secret) rotationPending() bool {
-	pending := s.holder(stagePending)
-	return pending != nil && pending != s.holder(stageCurrent)
+	return keystore.Description{Versions: s.stageMap()}.PendingVersion() != ""
 }
 
 // attach moves stage to v from whichever version holds it. Moving

@@ -19,7 +19,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -110,9 +109,18 @@ func New(opts Options) *Server {
 	}
 }
 
+// TB is the part of testing.TB that Start and TestConfig use. Taking it
+// rather than testing.TB keeps package testing out of the programs that
+// import smtest to serve it outside tests.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
 // Start runs a new Server on an httptest server on 127.0.0.1 and returns
 // it with its URL. Both are closed when the test ends.
-func Start(t testing.TB, opts Options) (*Server, string) {
+func Start(t TB, opts Options) (*Server, string) {
 	t.Helper()
 	srv := New(opts)
 	hs := httptest.NewServer(srv)
@@ -136,7 +144,7 @@ func (s *Server) Close() {
 // AWS_EC2_METADATA_DISABLED=true for the whole process, so that no SDK
 // client built from the environment reaches for the instance metadata
 // address.
-func TestConfig(t testing.TB, url string) aws.Config {
+func TestConfig(t TB, url string) aws.Config {
 	t.Helper()
 	// os.Setenv rather than t.Setenv: t.Setenv panics in parallel tests,
 	// and the value is right for every test in the process.
