@@ -63,6 +63,9 @@ func (c *call) fillPending(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := c.checkStagedNotCurrent(ctx, next, current); err != nil {
+		return "", err
+	}
 
 	value, err := c.buildValue(ctx, next, current, settings)
 	put := putNotWritten
@@ -141,6 +144,25 @@ func (c *call) readStaged(ctx context.Context) (candidate, bool, error) {
 		return candidate{}, false, c.rejectMalformed(ctx, v.VersionID, keystore.StageStaged, err)
 	}
 	return candidate{value: value, stagedVersion: v.VersionID}, true, nil
+}
+
+// checkStagedNotCurrent rejects a staged key that AWSCURRENT already
+// contains, as a key put in the store without Stage may be. Promoting it
+// would change nothing and make AWSPREVIOUS a copy of AWSCURRENT. The label
+// is taken off the staged version, which is otherwise kept as it was, and
+// nothing is recorded under KEYTURN_REJECTED: the provider did not reject
+// the key, and that label's value would then hold the working current key.
+func (c *call) checkStagedNotCurrent(ctx context.Context, next candidate, cur *currentKey) error {
+	if next.minted || cur == nil || !cur.parsed || !cur.value.APIKey.Equal(next.value.APIKey) {
+		return nil
+	}
+	if err := c.removeStage(ctx, keystore.StageStaged, next.stagedVersion); err != nil {
+		return err
+	}
+	return c.errorf(ErrConfig, nil,
+		"%s version %s contains the current key (version %s), so it was not promoted and is no longer %s: "+
+			"stage a new key with `rotator stage %s --file KEYFILE`, then rotate again",
+		keystore.StageStaged, next.stagedVersion, cur.versionID, keystore.StageStaged, c.name())
 }
 
 // rejectMalformed moves KEYTURN_REJECTED to a version whose value does not

@@ -48,7 +48,9 @@ func (e *Engine) Stage(ctx context.Context, secretID string, v keystore.Value, v
 //
 // A key that can never be sent in an HTTP header (see provider.ValidateKey)
 // is ErrRejected, and a key_id that contains the api_key is ErrConfig,
-// because key ids are logged and printed. With validate set it first checks
+// because key ids are logged and printed. The key AWSCURRENT already holds
+// is ErrConfig, since promoting it would change nothing. AWSPREVIOUS's key
+// may be staged, and the rotation then rolls the secret back to it. With validate set it first checks
 // the key against the provider with the tags' settings, and writes nothing
 // if the check fails. The error is then ErrRejected for a key the provider
 // rejects, ErrConfig when the settings or the host policy stop the check,
@@ -64,6 +66,9 @@ func (e *Engine) StageValue(ctx context.Context, secretID string, v keystore.Val
 	}
 	settings, err := c.settings()
 	if err != nil {
+		return StageResult{}, err
+	}
+	if err := c.checkNotCurrent(ctx, v); err != nil {
 		return StageResult{}, err
 	}
 
@@ -90,6 +95,25 @@ func (c *call) checkStagedKey(v keystore.Value) error {
 		return c.errorf(ErrConfig, errKeyIDLeaksKey, "nothing was staged")
 	}
 	return nil
+}
+
+// checkNotCurrent rejects a value whose key AWSCURRENT already contains.
+// A current value that does not parse rejects nothing, because staging a
+// key is how such a secret is repaired.
+func (c *call) checkNotCurrent(ctx context.Context, v keystore.Value) error {
+	cur, err := c.e.Store.Get(ctx, c.secretID, keystore.Current())
+	if errors.Is(err, keystore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return c.storeError(err, "read the current version")
+	}
+	cv, err := keystore.ParseValue(cur.Value)
+	if err != nil || !cv.APIKey.Equal(v.APIKey) {
+		return nil
+	}
+	return c.errorf(ErrConfig, nil,
+		"the key is already the current key (version %s): stage a new key", cur.VersionID)
 }
 
 var errKeyIDLeaksKey = errors.New("the value's key_id contains its api_key, and key ids are logged and printed: " +

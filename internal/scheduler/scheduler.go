@@ -130,6 +130,10 @@ type outcome struct {
 	secretID string
 	result   rotation.Result
 	err      error
+	// stopped is set when the rotation's context was done as RotateNow
+	// returned: the scheduler is shutting down, so the rotation will not be
+	// retried and a failure is the shutdown's doing.
+	stopped bool
 }
 
 // Run rotates due secrets until ctx is cancelled, then waits for in-flight
@@ -171,6 +175,11 @@ func (s *Scheduler) RunOnce(ctx context.Context) (failed int, err error) {
 		s.finish(o)
 		if o.err != nil || o.result.Outcome != rotation.Promoted {
 			failed++
+		}
+		if ctx.Err() != nil {
+			// A rotation that shutdown stopped has no backoff to keep it
+			// from being due again, and shutdown starts nothing anyway.
+			continue
 		}
 		if _, err := s.pass(ctx, ctx, ""); listErr == nil {
 			listErr = err
@@ -424,12 +433,13 @@ func (s *Scheduler) start(ctx context.Context, secretID string) {
 	go func() {
 		defer s.wg.Done()
 		res, err := s.Rotator.RotateNow(ctx, secretID)
-		s.done <- outcome{secretID: secretID, result: res, err: err}
+		s.done <- outcome{secretID: secretID, result: res, err: err, stopped: ctx.Err() != nil}
 	}()
 }
 
 // finish records a rotation's outcome, logs it, and schedules a retry with
-// backoff after a failure.
+// backoff after a failure. A rotation that shutdown stopped is logged as
+// such and schedules nothing.
 func (s *Scheduler) finish(o outcome) {
 	s.mu.Lock()
 	delete(s.inFlight, o.secretID)
@@ -441,6 +451,10 @@ func (s *Scheduler) finish(o outcome) {
 		s.logger().Info("rotation promoted", "secret_id", o.secretID, "version_id", o.result.VersionID)
 		return
 	}
+	if o.stopped {
+		s.logger().Info("rotation stopped by shutdown", outcomeArgs(o)...)
+		return
+	}
 	st.failures++
 	delay := s.backoff(st.failures)
 	st.retryAt = now.Add(delay)
@@ -448,7 +462,13 @@ func (s *Scheduler) finish(o outcome) {
 }
 
 func (s *Scheduler) logFailure(o outcome, retryIn time.Duration) {
-	args := []any{"secret_id", o.secretID, "outcome", outcomeName(o), "retry_in", retryIn}
+	s.logger().Error("rotation failed", append(outcomeArgs(o), "retry_in", retryIn)...)
+}
+
+// outcomeArgs returns the log attributes of a rotation that did not
+// promote: its outcome, version, failure record and error.
+func outcomeArgs(o outcome) []any {
+	args := []any{"secret_id", o.secretID, "outcome", outcomeName(o)}
 	if o.result.VersionID != "" {
 		args = append(args, "version_id", o.result.VersionID)
 	}
@@ -458,7 +478,7 @@ func (s *Scheduler) logFailure(o outcome, retryIn time.Duration) {
 	if o.err != nil {
 		args = append(args, "error", o.err)
 	}
-	s.logger().Error("rotation failed", args...)
+	return args
 }
 
 func outcomeName(o outcome) string {
