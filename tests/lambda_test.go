@@ -236,8 +236,8 @@ func (w *world) invokePayload(what, payload string) (int, string) {
 }
 
 // TestLambdaNonJSONEvent invokes the rotator with a payload that is not
-// JSON. The handler, not aws-lambda-go, rejects it, and the error line that
-// aws-lambda-go writes for a failed invocation is a JSON record too.
+// JSON. The handler, not aws-lambda-go, rejects it, and logs the failure as
+// a JSON record with the invocation's requestId.
 func TestLambdaNonJSONEvent(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t)
@@ -255,7 +255,7 @@ func TestLambdaNonJSONEvent(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !loggedInvalidEvent(t, w.emulator.output.String()) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no \"invocation failed\" record with errorType InvalidEvent in the output:\n%s", w.scrubbed(w.emulator.output.String()))
+			t.Fatalf("no \"invocation failed\" record with errorType InvalidEvent and a requestId in the output:\n%s", w.scrubbed(w.emulator.output.String()))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -274,11 +274,12 @@ func loggedInvalidEvent(t *testing.T, output string) bool {
 		var record struct {
 			Message   string `json:"message"`
 			ErrorType string `json:"errorType"`
+			RequestID string `json:"requestId"`
 		}
 		if err := json.Unmarshal([]byte(line), &record); err != nil {
 			t.Fatalf("a log line with the error is not a JSON record: %v: %s", err, line)
 		}
-		found = found || record.Message == "invocation failed" && record.ErrorType == "InvalidEvent"
+		found = found || record.Message == "invocation failed" && record.ErrorType == "InvalidEvent" && record.RequestID != ""
 	}
 	return found
 }

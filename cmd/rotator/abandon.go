@@ -19,6 +19,8 @@ stays staged for the next rotation.
 It revokes nothing. If an issuer minted the pending key, the key stays
 valid at the provider until you revoke it there.
 
+With no rotation in progress it does nothing, says so, and exits 0.
+
 Use it for a rotation that no rotator is working on, such as one left by a
 rotator that was killed, when you do not want to wait for it to go stale
 ('rotator status SECRET' shows when it does). A rotator still working on
@@ -58,7 +60,8 @@ func (a *app) abandon(ctx context.Context, args []string) error {
 }
 
 // abandonRotation removes AWSPENDING from the version of the rotation in
-// progress and returns that version.
+// progress and returns that version, or "" when no rotation is in
+// progress, which leaves nothing to do.
 func abandonRotation(ctx context.Context, store keystore.Store, s settings, secretID string) (string, error) {
 	d, err := store.Describe(ctx, secretID)
 	if errors.Is(err, keystore.ErrNotFound) {
@@ -69,9 +72,7 @@ func abandonRotation(ctx context.Context, store keystore.Store, s settings, secr
 	}
 	versionID := pendingVersion(d)
 	if versionID == "" {
-		return "", withCode(exitError, fmt.Errorf("abandon: secret %s has no rotation in progress: no version other than AWSCURRENT's has %s",
-			secretID, keystore.StagePending)).
-			withHint("see its versions with 'rotator status %s'", secretID)
+		return "", nil
 	}
 	err = store.UpdateStage(ctx, keystore.StageInput{
 		SecretID: secretID, Stage: keystore.StagePending, RemoveFromVersion: versionID,
@@ -90,7 +91,9 @@ func abandonRotation(ctx context.Context, store keystore.Store, s settings, secr
 }
 
 type abandonedJSON struct {
-	SecretID  string `json:"secret_id"`
+	SecretID string `json:"secret_id"`
+	// VersionID is the version that lost AWSPENDING. It is empty when no
+	// rotation was in progress, so nothing was abandoned.
 	VersionID string `json:"version_id"`
 	Revoked   bool   `json:"revoked"`
 }
@@ -98,6 +101,11 @@ type abandonedJSON struct {
 func (a *app) printAbandoned(secretID, versionID string, out outputFlag) error {
 	if out == outputJSON {
 		return a.writeJSON(abandonedJSON{SecretID: secretID, VersionID: versionID})
+	}
+	if versionID == "" {
+		fmt.Fprintf(a.stdout, "nothing to abandon: %s has no rotation in progress (no version other than AWSCURRENT's has %s)\n",
+			secretID, keystore.StagePending)
+		return nil
 	}
 	fmt.Fprintf(a.stdout, "abandoned the rotation of %s: removed %s from version %s\n", secretID, keystore.StagePending, versionID)
 	fmt.Fprintln(a.stdout, "nothing was revoked: if an issuer minted that version's key, revoke it at the provider")

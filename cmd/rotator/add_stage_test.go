@@ -222,10 +222,62 @@ func TestStageRejectsBadInput(t *testing.T) {
 	if r.code != exitError {
 		t.Errorf("missing file: exit %d, want %d", r.code, exitError)
 	}
-	assertContains(t, "stderr", r.stderr, "/nonexistent/key")
+	assertContains(t, "stderr", r.stderr, "cannot read key file /nonexistent/key: it does not exist")
+	dir := t.TempDir()
+	r = e.run("stage", "app/openai", "--file", dir)
+	if r.code != exitError {
+		t.Errorf("directory: exit %d, want %d", r.code, exitError)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: error: stage: cannot read key file "+dir+": it is a directory\n")
 	if st := e.status("app/openai"); st.Staged != nil {
 		t.Errorf("bad input was staged as version %s", st.Staged.VersionID)
 	}
+}
+
+func TestStageAcceptsTrailingBlankLines(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	for _, content := range []string{canary + "\n\n", canary + "\r\n\r\n", canary + "\n  \n\t\n", canary} {
+		e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", content))
+	}
+	r := e.run("stage", "app/openai", "--file", e.writeFile("key", canary+"\n\n"+canary+"\n"))
+	assertContains(t, "stderr", r.stderr, "has 3 lines")
+}
+
+func TestStageKeyIDChecked(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	key := e.writeFile("key", canary)
+	r := e.run("stage", "app/openai", "--file", key, "--key-id", "bad id")
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, `stage: --key-id "bad id" has a space`)
+	r = e.run("stage", "app/openai", "--file", key, "--key-id", strings.Repeat("k", 129))
+	assertContains(t, "stderr", r.stderr, "--key-id is 129 characters long")
+	r = e.run("stage", "app/openai", "--file", e.writeFile("v", `{"api_key": "`+canary+`", "key_id": "a\tb"}`))
+	if r.code != exitError {
+		t.Errorf("value key_id: exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "the value's key_id")
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("a bad key id was staged as version %s", st.Staged.VersionID)
+	}
+	e.mustRun(exitOK, "stage", "app/openai", "--file", key, "--key-id", "key_abc-1")
+}
+
+func TestExtraArgumentHintFitsCommand(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("rotate-now", "a", "b")
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d", r.code, exitUsage)
+	}
+	assertContains(t, "stderr", r.stderr, "rotate-now works on one secret at a time")
+	if strings.Contains(r.stderr, "stage") {
+		t.Errorf("the rotate-now hint speaks of stage:\n%s", r.stderr)
+	}
+	r = e.run("stage", "a", "b")
+	assertContains(t, "stderr", r.stderr, "keys are never arguments")
 }
 
 func TestStageValidateRejected(t *testing.T) {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
 	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/internal/smtest"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -51,8 +55,8 @@ func TestRotateNowAWSUnfinishedSaysWhy(t *testing.T) {
 	}
 	for _, want := range []string{
 		"the rotation has not finished after 1s",
-		"which contains the new key: a later step (setSecret, testSecret or finishSecret) has not succeeded yet",
-		"Secrets Manager retries a failed rotation on its own",
+		"which contains the new key, so a later step (setSecret, testSecret or finishSecret) has not succeeded yet",
+		"rotator: hint: Secrets Manager retries a failed rotation on its own",
 		"the rotation function's logs show why (CloudWatch log group /aws/lambda/keyturn-rotator)",
 	} {
 		assertContains(t, "stderr", r.stderr, want)
@@ -63,4 +67,53 @@ func TestRotateNowAWSUnfinishedSaysWhy(t *testing.T) {
 	if strings.Contains(text, "until it ends") {
 		t.Errorf("status promises the rotation ends:\n%s", text)
 	}
+}
+
+// TestRotateNowAWSConfigFailureSaysWhy rotates a secret whose base URL
+// answers 404: the rotation function fails with a configuration error, and
+// rotate-now says where to read why and how to fix the base URL.
+func TestRotateNowAWSConfigFailureSaysWhy(t *testing.T) {
+	e := newAWSEnv(t)
+	e.baseURL = strings.Replace(e.baseURL, "/openai/v1", "/missing/v1", 1)
+	e.createSecret("app/openai")
+	e.stage("app/openai", canary)
+	r := e.run("rotate-now", "app/openai", "--store", "aws://us-east-1")
+	if r.code != exitError {
+		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitError, r.stdout, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "the rotation ended without promoting the version")
+	assertContains(t, "stderr", r.stderr, "rotator: hint: the rotation function's logs show why (CloudWatch log group /aws/lambda/keyturn-rotator)")
+	assertContains(t, "stderr", r.stderr, "the secret's keyturn:base-url, which must be the provider's API root")
+	assertContains(t, "stderr", r.stderr, "change the secret's tag in Terraform")
+}
+
+// TestStageUnreachableStoreHint stages on an AWS store that does not
+// answer: the hint is to retry, not to drop --validate, which was not given.
+func TestStageUnreachableStoreHint(t *testing.T) {
+	e := newEnv(t)
+	store := keystore.NewAWS(secretsmanager.NewFromConfig(smtest.TestConfig(t, deadEndpoint(t))), keystore.AWSOptions{})
+	e.configure = func(a *app) {
+		a.openAWS = func(context.Context, string) (keystore.Store, error) { return store, nil }
+	}
+	r := e.run("stage", "app/openai", "--store", "aws://us-east-1", "--file", e.writeFile("key", canary))
+	if r.code != exitTransient {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitTransient, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "rotator: hint: the store could not be reached; retry later")
+	if strings.Contains(r.stderr, "--validate") {
+		t.Errorf("the hint speaks of --validate, which was not given:\n%s", r.stderr)
+	}
+}
+
+// deadEndpoint returns the URL of a 127.0.0.1 port that refuses
+// connections: a listener's port, closed again.
+func deadEndpoint(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ln.Close()
+	return url
 }

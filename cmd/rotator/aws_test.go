@@ -190,7 +190,9 @@ func TestRotateNowAWSTimeoutAndNoWait(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	e.stage("app/openai", canary)
+	const next = "sk-no-wait-next-key-5c1d"
+	e.provider.AddKey(next)
+	e.stage("app/openai", next)
 	r = e.run("rotate-now", "app/openai", "--store", "aws://us-east-1", "--no-wait", "--output", "json")
 	if r.code != exitInProgress {
 		t.Errorf("--no-wait: exit %d, want %d\n%s", r.code, exitInProgress, r.stderr)

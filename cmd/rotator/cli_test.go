@@ -242,3 +242,19 @@ func TestWrongIdentity(t *testing.T) {
 		t.Errorf("no error printed:\n%s", r.stderr)
 	}
 }
+
+func TestHelpFitsEightyColumns(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range commands() {
+		text := e.mustRun(exitOK, c.name, "-h").stdout
+		if c.name != "dev" && c.name != "serve" {
+			// Examples and tables elsewhere may be wider; the flags are not.
+			_, text, _ = strings.Cut(text, "\nFlags:")
+		}
+		for line := range strings.Lines(text) {
+			if n := len(strings.ReplaceAll(strings.TrimSuffix(line, "\n"), "\t", "        ")); n > 80 {
+				t.Errorf("%s -h: a line is %d columns wide:\n%s", c.name, n, line)
+			}
+		}
+	}
+}

@@ -36,8 +36,9 @@ also logs every request the stand-in serves. Ctrl-C stops it.
 The stand-in keeps its keys in memory, so every start mints a fresh key at
 once. An existing DIR is reused: dev/openai is pointed at the new port, and
 dev rotates dev/openai only. Other secrets in DIR are left alone: dev never
-rotates them ('rotator serve' on that store does, once dev has stopped). One dev (or serve) runs on a directory at a time, because
-each start replaces the stand-in's management key. Intervals under 4 hours
+rotates them ('rotator serve' on that store does, once dev has stopped).
+One dev (or serve) runs on a directory at a time, because each start
+replaces the stand-in's management key. Intervals under 4 hours
 exist only here: real schedules use 'rotator add --schedule'.
 
 Example:

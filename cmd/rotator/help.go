@@ -57,8 +57,8 @@ Exit codes:
        serve and dev stop cleanly on a signal and exit 0
 
 When AWS_LAMBDA_RUNTIME_API is set, rotator runs as the Secrets Manager
-rotation Lambda instead, configured by AWS_REGION, KEYTURN_RELAY_HOSTS and
-KEYTURN_ALLOW_LOOPBACK.
+rotation Lambda instead, configured by AWS_REGION and KEYTURN_RELAY_HOSTS,
+and for tests by KEYTURN_ALLOW_LOOPBACK and KEYTURN_DEV_ISSUER_URL.
 
 Try it locally:
   rotator dev

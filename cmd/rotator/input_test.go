@@ -21,7 +21,7 @@ func TestStageRejectsKeysThatCannotWork(t *testing.T) {
 		{"non-ASCII", canary[:3] + "—" + canary[3:], "contains a non-ASCII character at byte 3"},
 		{"invalid UTF-8", canary + "\xc3", "is not valid UTF-8 text"},
 		{"inner tab", canary[:4] + "\t" + canary[4:], "contains spaces or tabs"},
-		{"JSON array", `["` + canary + `"]`, `a JSON array is not a key: give the bare key on one line, or a value object {"api_key": "…"}`},
+		{"JSON array", `["` + canary + `"]`, "a JSON array is not a key\nrotator: hint: give the bare key on one line, or a value object {\"api_key\": \"…\"}"},
 		{"JSON string", `"` + canary + `"`, "a quoted JSON string is not a key"},
 		{"value with bad key", `{"api_key": "` + canary + ` x"}`, "the api_key contains spaces or tabs"},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -17,25 +18,45 @@ func (c signalCause) Error() string { return c.sig.String() + " signal received"
 
 // notifyContext returns a context that SIGINT or SIGTERM cancels with a
 // signalCause, so that a command can tell an interrupt from a timeout and
-// exit with 128 plus the signal number, as shells do.
+// exit with 128 plus the signal number, as shells do. A second signal
+// exits the process at once, for a serve that waits for its rotations.
 func notifyContext(parent context.Context) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(parent)
-	ch := make(chan os.Signal, 1)
+	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		select {
-		case s := <-ch:
-			if sig, ok := s.(syscall.Signal); ok {
-				cancel(signalCause{sig})
-				return
-			}
-			cancel(signalCause{syscall.SIGINT})
-		case <-ctx.Done():
-		}
-	}()
+	stopped := make(chan struct{})
+	go watchSignals(ch, stopped, cancel, os.Stderr, os.Exit)
 	return ctx, func() {
 		signal.Stop(ch)
+		close(stopped)
 		cancel(nil)
+	}
+}
+
+// watchSignals cancels the command with the first signal from ch and calls
+// exit with the second, until stopped is closed. A rotation that the exit
+// cuts short stays in progress: its AWSPENDING version is resumed by the
+// next rotation of the secret, or dropped by 'rotator abandon'.
+func watchSignals(ch <-chan os.Signal, stopped <-chan struct{}, cancel context.CancelCauseFunc, stderr io.Writer, exit func(int)) {
+	for n := 0; ; n++ {
+		var s os.Signal
+		select {
+		case s = <-ch:
+		case <-stopped:
+			return
+		}
+		sig, ok := s.(syscall.Signal)
+		if !ok {
+			sig = syscall.SIGINT
+		}
+		if n == 0 {
+			cancel(signalCause{sig})
+			continue
+		}
+		fmt.Fprintf(stderr, "rotator: %s received again: exiting now; a rotation in flight stays in progress "+
+			"and the next rotation of its secret resumes it\n", sig)
+		exit(128 + int(sig))
+		return
 	}
 }
 

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,6 +83,15 @@ func TestRotateNowInterruptedFileStore(t *testing.T) {
 }
 
 func TestRotateNowInterruptedAWS(t *testing.T) {
+	for _, output := range []string{"json", "text"} {
+		t.Run(output, func(t *testing.T) { testRotateNowInterruptedAWS(t, output) })
+	}
+}
+
+// testRotateNowInterruptedAWS stops a rotate-now that waits for the
+// rotation Lambda: the wait ends, not the rotation, so no output may claim
+// that the version was not promoted.
+func testRotateNowInterruptedAWS(t *testing.T, output string) {
 	e := newAWSEnv(t)
 	e.createSecret("app/openai")
 	e.stage("app/openai", canary)
@@ -91,7 +102,7 @@ func TestRotateNowInterruptedAWS(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan result, 1)
 	go func() {
-		done <- e.runContext(ctx, "", "rotate-now", "app/openai", "--store", "aws://us-east-1", "--output", "json")
+		done <- e.runContext(ctx, "", "rotate-now", "app/openai", "--store", "aws://us-east-1", "--output", output)
 	}()
 	deadline := time.Now().Add(hangGuard)
 	for {
@@ -110,12 +121,19 @@ func TestRotateNowInterruptedAWS(t *testing.T) {
 	if r.code != exitInterrupted {
 		t.Errorf("exit %d, want %d\n%s\n%s", r.code, exitInterrupted, r.stdout, r.stderr)
 	}
-	assertContains(t, "stdout", r.stdout, `"outcome": "interrupted"`)
+	if output == "json" {
+		assertContains(t, "stdout", r.stdout, `"outcome": "interrupted"`)
+	} else {
+		assertContains(t, "stdout", r.stdout, "stopped waiting for app/openai version ")
+		assertContains(t, "stdout", r.stdout, "the rotation may still complete in Secrets Manager")
+	}
 	assertContains(t, "stderr", r.stderr, "stopped waiting for the rotation of app/openai")
-	assertContains(t, "stderr", r.stderr, "the rotation goes on in Secrets Manager")
+	assertContains(t, "stderr", r.stderr, "it may still complete in Secrets Manager")
 	assertContains(t, "stderr", r.stderr, "rotator: hint: check it with 'rotator status app/openai'")
-	if strings.Contains(r.stderr, "still pending after") {
-		t.Errorf("an interrupted wait claims a timeout:\n%s", r.stderr)
+	for _, claim := range []string{"still pending after", "not promoted"} {
+		if strings.Contains(r.stdout+r.stderr, claim) {
+			t.Errorf("an interrupted wait claims %q:\n%s\n%s", claim, r.stdout, r.stderr)
+		}
 	}
 }
 
@@ -216,5 +234,56 @@ func TestStatusJSONListsMissingSecrets(t *testing.T) {
 	assertContains(t, "errors[0].message", rep.Errors[0].Message, "not found")
 	if n := strings.Count(r.stderr, "rotator: error:"); n != 1 {
 		t.Errorf("stderr has %d errors, want 1:\n%s", n, r.stderr)
+	}
+}
+
+// TestSecondSignalExits sends two signals: the first cancels the command,
+// the second exits at once with the signal's code.
+func TestSecondSignalExits(t *testing.T) {
+	ch := make(chan os.Signal, 2)
+	stopped := make(chan struct{})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	var stderr bytes.Buffer
+	exited := make(chan int, 1)
+	go watchSignals(ch, stopped, cancel, &stderr, func(code int) { exited <- code })
+
+	ch <- syscall.SIGTERM
+	<-ctx.Done()
+	if got := interruptedCode(ctx); got != 143 {
+		t.Errorf("after the first SIGTERM: code %d, want 143", got)
+	}
+	ch <- os.Interrupt
+	if code := <-exited; code != exitInterrupted {
+		t.Errorf("second signal: exit %d, want %d", code, exitInterrupted)
+	}
+	assertContains(t, "stderr", stderr.String(), "received again: exiting now")
+	close(stopped)
+}
+
+// TestStageValidateInterrupted stops stage --validate during the provider
+// check: it reports the interrupt, not a transient failure to retry.
+func TestStageValidateInterrupted(t *testing.T) {
+	e := newEnv(t)
+	entered, release := gateProvider(t, e)
+	defer close(release)
+	e.add("app/openai")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan result, 1)
+	go func() {
+		done <- e.runContext(ctx, "", "stage", "app/openai", "--file", e.writeFile("key", canary), "--validate")
+	}()
+	waitClosed(t, entered, "the provider check")
+	cancel(signalCause{syscall.SIGINT})
+	r := <-done
+	if r.code != exitInterrupted {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitInterrupted, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "interrupted: stage app/openai")
+	assertContains(t, "stderr", r.stderr, "nothing was staged")
+	if strings.Contains(r.stderr, "try again later") {
+		t.Errorf("an interrupted stage advises a retry:\n%s", r.stderr)
+	}
+	if st := e.status("app/openai"); st.Staged != nil {
+		t.Errorf("an interrupted stage staged version %s", st.Staged.VersionID)
 	}
 }

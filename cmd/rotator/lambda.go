@@ -76,11 +76,15 @@ func newLambdaHandler(ctx context.Context, getenv func(string) string, logger *s
 // Handle dispatches one event: a rotation event has Step, a scheduled
 // event has keyturn. It returns a summary for scheduled events, and its
 // errors as messages.InvokeResponse_Error with an errorType that names the
-// kind of failure, such as RotationRejected or InvalidEvent.
+// kind of failure, such as RotationRejected or InvalidEvent. It logs each
+// failure once, as an ERROR record "invocation failed" with the
+// invocation's requestId.
 func (h *lambdaHandler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	out, err := h.handle(ctx, raw)
 	if err != nil {
-		return nil, invokeError(err)
+		ie := invokeError(err)
+		h.logger.ErrorContext(ctx, "invocation failed", "errorType", ie.Type, "errorMessage", ie.Message)
+		return nil, ie
 	}
 	return out, nil
 }
@@ -105,7 +109,8 @@ func (h *lambdaHandler) Invoke(ctx context.Context, payload []byte) ([]byte, err
 func (h *lambdaHandler) handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return nil, invalidEventf("invalid event: not a JSON object: expected a Secrets Manager rotation event or {\"keyturn\": \"retire\"}")
+		return nil, invalidEventf("invalid event: not a JSON object. Send a Secrets Manager rotation event or a scheduled event {\"keyturn\": ACTION} with ACTION one of %s",
+			strings.Join(actions, ", "))
 	}
 	_, hasStep := fields["Step"]
 	_, hasAction := fields["keyturn"]

@@ -80,6 +80,6 @@ func errorType(err error) string {
 
 // invokeError converts err into the error the Lambda runtime returns as is:
 // err's public message with its error type.
-func invokeError(err error) error {
+func invokeError(err error) messages.InvokeResponse_Error {
 	return messages.InvokeResponse_Error{Message: err.Error(), Type: errorType(err)}
 }

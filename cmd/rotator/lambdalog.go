@@ -49,7 +49,8 @@ func (h requestIDHandler) WithGroup(name string) slog.Handler {
 // routeStdLog sends the lines of the standard library's log package through
 // logger, so that every line the Lambda writes is a JSON record.
 // aws-lambda-go v1.55.1 writes its own lines with that package, such as
-// the {"errorMessage": …, "errorType": …} of every failed invocation.
+// the {"errorMessage": …, "errorType": …} of every failed invocation,
+// which it writes without the invocation's context.
 func routeStdLog(logger *slog.Logger) {
 	log.SetFlags(0)
 	log.SetPrefix("")
@@ -57,15 +58,16 @@ func routeStdLog(logger *slog.Logger) {
 }
 
 // stdLogWriter turns each line of the log package into a record: a failed
-// invocation's error payload into an ERROR record with its errorType and
-// errorMessage, and any other line into an INFO record.
+// invocation's error payload into a DEBUG record, because the handler has
+// already logged that failure with its requestId, and any other line into
+// an INFO record.
 type stdLogWriter struct{ logger *slog.Logger }
 
 func (w stdLogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimRight(string(p), "\n")
 	var payload messages.InvokeResponse_Error
 	if json.Unmarshal([]byte(line), &payload) == nil && payload.Type != "" {
-		w.logger.Error("invocation failed", "errorType", payload.Type, "errorMessage", payload.Message)
+		w.logger.Debug("aws-lambda-go reported the failed invocation", "errorType", payload.Type, "source", "aws-lambda-go")
 		return len(p), nil
 	}
 	w.logger.Info(line, "source", "aws-lambda-go")

@@ -25,7 +25,7 @@ func lockInstance(dir string) (unlock func(), err error) {
 	}
 	if !ok {
 		return nil, withCode(exitError, fmt.Errorf("another rotator serve (or dev) is running on store %s", dir)).
-			withHint("stop it first, or use another store; the operator commands (status, stage, rotate-now) work while it runs")
+			withHint("stop it first, or use another store; every operator command (add, update, stage, rotate-now, abandon and status) works while it runs")
 	}
 	return func() { _ = lock.Unlock() }, nil
 }

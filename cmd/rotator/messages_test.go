@@ -20,7 +20,7 @@ func TestStageRejectsCopiedKeyShapes(t *testing.T) {
 	}{
 		{".env line", "OPENAI_API_KEY=" + key, "looks like a NAME=VALUE line from a .env file"},
 		{"lowercase .env line", "api_key=" + key + "\n", "looks like a NAME=VALUE line from a .env file"},
-		{"single quotes", "'" + key + "'", "starts with a quote: remove the quotes around the key"},
+		{"single quotes", "'" + key + "'", "starts with a quote\nrotator: hint: remove the quotes around the key"},
 		{"trailing quote", key + `"`, "ends with a quote"},
 		{"short key", "sk-abc", "is 6 characters long, shorter than any provider key (at least 8)"},
 		{"value with .env line", `{"api_key": "api_key=` + key + `"}`, "the api_key looks like a NAME=VALUE line"},
@@ -189,4 +189,33 @@ func TestStoreHelpOfFileOnlyCommands(t *testing.T) {
 	}
 	r := e.mustRun(exitOK, "help", "status")
 	assertContains(t, "help status", r.stdout, "aws://REGION")
+}
+
+// TestStageDuringRotationNamesIt stages a key while a rotation that took
+// the staged key before is in progress: that rotation still uses the
+// previous key, so the stage must not say that no rotation will use it.
+func TestStageDuringRotationNamesIt(t *testing.T) {
+	e := newEnv(t)
+	entered, release := gateProvider(t, e)
+	e.add("app/openai")
+	e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", canary))
+
+	done := make(chan result, 1)
+	go func() { done <- e.run("rotate-now", "app/openai") }()
+	waitClosed(t, entered, "the provider check")
+	st := e.status("app/openai")
+	r := e.run("stage", "app/openai", "--file", e.writeFile("key2", "sk-second-staged-key"))
+	close(release)
+	<-done
+	if r.code != exitOK {
+		t.Fatalf("stage: exit %d\n%s", r.code, r.stderr)
+	}
+	if st.InProgress == nil {
+		t.Fatal("no rotation in progress while the provider check waited")
+	}
+	assertContains(t, "stdout", r.stdout,
+		"the rotation in progress (version "+st.InProgress.VersionID+") still uses the previous staged key")
+	if strings.Contains(r.stdout, "no rotation will use") {
+		t.Errorf("stage says no rotation will use the key the rotation in progress has:\n%s", r.stdout)
+	}
 }

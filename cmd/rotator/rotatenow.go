@@ -203,23 +203,9 @@ func (a *app) rotateInProcess(ctx context.Context, store keystore.Store, s setti
 	}
 	res, err := engine.RotateNow(ctx, secretID)
 	if err != nil && res.Outcome == "" {
-		res.Outcome = outcomeOf(err)
+		res.Outcome = rotation.OutcomeOf(err)
 	}
 	return res, err
-}
-
-// outcomeOf names the outcome an engine or store error stands for. A store
-// that cannot be reached is transient, as the engine counts it.
-func outcomeOf(err error) rotation.Outcome {
-	switch {
-	case errors.Is(err, rotation.ErrInProgress):
-		return rotation.InProgress
-	case errors.Is(err, rotation.ErrRejected):
-		return rotation.Rejected
-	case errors.Is(err, rotation.ErrTransient), errors.Is(err, keystore.ErrUnavailable):
-		return rotation.Transient
-	}
-	return rotation.Failed
 }
 
 func exitCodeOf(o rotation.Outcome) int {
@@ -302,6 +288,13 @@ func (a *app) printRotation(res rotation.Result, err error) {
 		fmt.Fprintf(a.stdout, "promoted %s version %s to AWSCURRENT\n", res.SecretID, res.VersionID)
 	case rotation.InProgress:
 		fmt.Fprintf(a.stdout, "rotation in progress: %s version %s\n", res.SecretID, res.VersionID)
+	case outcomeInterrupted:
+		if errors.Is(err, errStoppedWaiting) {
+			fmt.Fprintf(a.stdout, "interrupted: stopped waiting for %s version %s; the rotation may still complete in Secrets Manager\n",
+				res.SecretID, res.VersionID)
+			return
+		}
+		fmt.Fprintf(a.stdout, "%s: %s version %s was not promoted\n", res.Outcome, res.SecretID, res.VersionID)
 	default:
 		fmt.Fprintf(a.stdout, "%s: %s version %s was not promoted\n", res.Outcome, res.SecretID, res.VersionID)
 	}

@@ -25,7 +25,7 @@ func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, d keystore.
 		return beginRefused(ctx, store, secretID, err)
 	}
 	if err != nil {
-		return rotation.Result{Outcome: outcomeOf(err)}, fmt.Errorf("rotate-now %s: %w", secretID, err)
+		return rotation.Result{Outcome: rotation.OutcomeOf(err)}, fmt.Errorf("rotate-now %s: %w", secretID, err)
 	}
 	if f.noWait {
 		return rotation.Result{VersionID: token, Outcome: rotation.InProgress}, nil
@@ -115,16 +115,36 @@ func rotationState(ctx context.Context, store keystore.Store, secretID, token st
 		return res, true, fmt.Errorf("rotate-now %s version %s: %w: %s", secretID, token, rotation.ErrRejected, res.Failure.Reason)
 	}
 	res.Outcome = rotation.Failed
-	return res, true, fmt.Errorf("rotate-now %s version %s: the rotation ended without promoting the version; %s",
-		secretID, token, functionLogs(d.Rotation.LambdaARN))
+	return res, true, endedUnpromoted(secretID, token, res.Failure, d.Rotation.LambdaARN)
 }
+
+// endedUnpromoted reports a rotation that ended without a promotion or a
+// rejection: with the failure recorded for it if there is one, and
+// otherwise with where the rotation function logged the reason.
+func endedUnpromoted(secretID, token string, f *keystore.Failure, lambdaARN string) error {
+	err := fmt.Errorf("rotate-now %s version %s: the rotation ended without promoting the version", secretID, token)
+	if f != nil {
+		err = fmt.Errorf("%w. Step %s failed (%s): %s", err, f.Step, f.Class, f.Reason)
+	}
+	ce := withCode(exitError, err)
+	if f == nil || f.Class == "config" || strings.Contains(f.Reason, keystore.TagBaseURL) {
+		ce.withHint("%s", functionLogs(lambdaARN))
+		ce.withHint("a step that failed with class config, such as a 404, means a setting is wrong, most often the secret's %s, which must be the provider's API root: "+
+			"on AWS, change the secret's tag in Terraform, then run 'rotator rotate-now %s' again", keystore.TagBaseURL, secretID)
+	}
+	return ce
+}
+
+// errStoppedWaiting marks a wait for a rotation on AWS that a signal ended:
+// the rotation itself may still complete in Secrets Manager.
+var errStoppedWaiting = errors.New("stopped waiting")
 
 // stoppedWaiting reports a wait that Ctrl-C ended, while the rotation
 // itself goes on in Secrets Manager.
 func stoppedWaiting(secretID, token string) (rotation.Result, error) {
 	res := rotation.Result{VersionID: token, Outcome: outcomeInterrupted}
-	return res, withCode(exitError, fmt.Errorf("interrupted: stopped waiting for the rotation of %s version %s; the rotation goes on in Secrets Manager",
-		secretID, token)).
+	return res, withCode(exitError, fmt.Errorf("interrupted: %w for the rotation of %s version %s; it may still complete in Secrets Manager",
+		errStoppedWaiting, secretID, token)).
 		withHint("check it with 'rotator status %s'", secretID)
 }
 
@@ -142,13 +162,14 @@ func timedOut(store keystore.Store, d keystore.Description, token string, timeou
 	}
 	if res.Failure = failureFor(ctx, store, secretID, token); res.Failure != nil {
 		res.Outcome = rotation.Transient
-		return res, fmt.Errorf("rotate-now %s version %s: %w: still pending after %s: %s",
-			secretID, token, rotation.ErrTransient, schedule.FormatDuration(timeout), res.Failure.Reason)
+		return res, fmt.Errorf("rotate-now %s version %s: still pending after %s (%w). The last failure: %s",
+			secretID, token, schedule.FormatDuration(timeout), rotation.ErrTransient, res.Failure.Reason)
 	}
-	return res, fmt.Errorf("rotate-now %s version %s: %w: the rotation has not finished after %s: %s %s; "+
-		"Secrets Manager retries a failed rotation on its own, and %s",
-		secretID, token, rotation.ErrInProgress, schedule.FormatDuration(timeout), keystore.StagePending,
-		pendingProgress(ctx, store, secretID, token), functionLogs(d.Rotation.LambdaARN))
+	return res, withCode(exitInProgress, fmt.Errorf("rotate-now %s version %s: the rotation has not finished after %s (%w). %s %s",
+		secretID, token, schedule.FormatDuration(timeout), rotation.ErrInProgress, keystore.StagePending,
+		pendingProgress(ctx, store, secretID, token))).
+		withHint("Secrets Manager retries a failed rotation on its own, and %s", functionLogs(d.Rotation.LambdaARN)).
+		withHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", secretID, secretID)
 }
 
 // pendingProgress words how far the rotation of token got, as far as its
@@ -157,9 +178,9 @@ func pendingProgress(ctx context.Context, store keystore.Store, secretID, token 
 	_, err := store.Get(ctx, secretID, keystore.ByVersion(token))
 	switch {
 	case err == nil:
-		return "is still on the version, which contains the new key: a later step (setSecret, testSecret or finishSecret) has not succeeded yet"
+		return "is still on the version, which contains the new key, so a later step (setSecret, testSecret or finishSecret) has not succeeded yet"
 	case errors.Is(err, keystore.ErrNotFound):
-		return "is still on the version, which has no key yet: createSecret has not succeeded yet"
+		return "is still on the version, which has no key yet, so createSecret has not succeeded yet"
 	}
 	return "is still on the version"
 }
@@ -172,7 +193,7 @@ func functionLogs(lambdaARN string) string {
 	if len(parts) >= 7 && parts[5] == "function" && parts[6] != "" {
 		return fmt.Sprintf("the rotation function's logs show why (CloudWatch log group /aws/lambda/%s)", parts[6])
 	}
-	return "the rotation function's logs show why"
+	return "the rotation function's logs in CloudWatch show why"
 }
 
 // failureFor returns the last_failure recorded for the rotation of token

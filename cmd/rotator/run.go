@@ -232,8 +232,11 @@ func oneSecretArg(cmd string, positional []string) (string, error) {
 	}
 	// The extra arguments are not echoed: a key pasted as an argument of
 	// stage must not reach the terminal's scrollback a second time.
-	return "", usageErrorf("%s: expected one SECRET argument, got %d arguments", cmd, len(positional)).
-		withHint("keys are never arguments: rotator stage reads them from --file or standard input")
+	err := usageErrorf("%s: expected one SECRET argument, got %d arguments", cmd, len(positional))
+	if cmd == "stage" {
+		return "", err.withHint("keys are never arguments: rotator stage reads them from --file or standard input")
+	}
+	return "", err.withHint("%s works on one secret at a time: run it once for each secret", cmd)
 }
 
 // checkSecretArg applies the secret name rule of package keystore to a
@@ -268,11 +271,43 @@ func (a *app) newFlagSet(name, usage string) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(a.stdout, strings.TrimLeft(usage, "\n"))
 		fmt.Fprintln(a.stdout, "\nFlags:")
-		fs.SetOutput(a.stdout)
+		var defaults strings.Builder
+		fs.SetOutput(&defaults)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
+		fmt.Fprint(a.stdout, wrapFlagUsage(defaults.String(), 80))
 	}
 	return fs
+}
+
+// wrapFlagUsage wraps the indented description lines of the flag
+// package's PrintDefaults at width columns (a tab counts as 8), so that
+// help reads well in an 80-column terminal.
+func wrapFlagUsage(text string, width int) string {
+	var b strings.Builder
+	for line := range strings.Lines(text) {
+		line = strings.TrimSuffix(line, "\n")
+		indent, rest, ok := strings.Cut(line, "\t")
+		if !ok || strings.TrimSpace(indent) != "" {
+			b.WriteString(line + "\n")
+			continue
+		}
+		col, limit := 0, width-len(indent)-8
+		b.WriteString(indent + "\t")
+		for i, word := range strings.Fields(rest) {
+			if i > 0 && col+1+len(word) > limit {
+				b.WriteString("\n" + indent + "\t")
+				col = 0
+			} else if i > 0 {
+				b.WriteString(" ")
+				col++
+			}
+			b.WriteString(word)
+			col += len(word)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // stringList is a repeatable string flag.

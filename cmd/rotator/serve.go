@@ -27,11 +27,14 @@ rotation failed.
 
 One serve (or dev) runs on a store at a time: it holds the lock file
 serve.lock in the store directory, and a second one exits with an error.
-The operator commands work while it runs.
+Every operator command (add, update, stage, rotate-now, abandon and
+status) works while it runs.
 
 Ctrl-C or SIGTERM stops it, with exit code 0; a rotation in flight gets
---stop-timeout to end. It runs on the file store only: on AWS, Secrets
-Manager runs the schedules.
+--stop-timeout to end. A second Ctrl-C exits at once: a rotation it cuts
+short stays in progress, and the next rotation of that secret resumes it.
+It runs on the file store only: on AWS, Secrets Manager runs the
+schedules.
 
 A rotation that fails is logged with its class: "config" for a setting to
 fix, such as a keyturn:base-url that is not the provider's API root (fix it
@@ -97,6 +100,7 @@ func (a *app) runServe(ctx context.Context, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
+	engine.Now = a.clockNow
 	sched := &scheduler.Scheduler{
 		Store: store, Rotator: engine, Logger: logger, Clock: a.clock,
 		Rescan: f.rescan, StopTimeout: f.stopTimeout,

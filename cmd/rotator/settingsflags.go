@@ -22,11 +22,11 @@ type settingFlag struct {
 var settingFlags = []settingFlag{
 	{"provider", keystore.TagProvider, "provider adapter `NAME`: " + strings.Join(keystore.Providers, ", ") + " (openai also covers OpenAI-compatible relays)"},
 	{"base-url", keystore.TagBaseURL, "the provider's API root `URL`, such as https://api.openai.com/v1"},
-	{"issuer", keystore.TagIssuer, "where new keys come from: staged (a person stages each key) or dev (minted at the stand-in provider)"},
+	{"issuer", keystore.TagIssuer, "`KIND` of issuer, where new keys come from: staged (a person stages each key) or dev (minted at the stand-in provider)"},
 	{"issuer-secret", keystore.TagIssuerSecret, "`ID` of the secret holding the issuer's admin or management key (needed by every issuer but staged)"},
 	{"required-models", keystore.TagRequiredModels, "space-separated model `IDS` the key must list, such as \"gpt-4o gpt-4o-mini\""},
-	{"probe", keystore.TagProbe, "how a key is proven: models (list models) or inference (a one-token request)"},
-	{"grace", keystore.TagGrace, "`DURATION` an old key stays valid after it stops being current, such as 24h or 90m"},
+	{"probe", keystore.TagProbe, "`KIND` of check that proves a key: models (list models) or inference (a one-token request)"},
+	{"grace", keystore.TagGrace, "how long an old key stays valid after it stops being current, as a `DURATION` such as 24h or 90m"},
 }
 
 // settingsValues are the values of the settings flags by tag, and of

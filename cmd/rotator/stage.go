@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"regexp"
@@ -26,7 +27,7 @@ prove and promote. The key is read from a file or standard input, never from
 a flag: either the bare key on one line, or a full value JSON object such as
 {"api_key": "sk-...", "key_id": "key_abc"}. Prints the staged version id,
 never the key. It reports when it replaces a key staged before, which no
-rotation will use then.
+rotation will use then, unless the rotation in progress took it already.
 
 A key is rejected before anything is stored when it cannot be a provider
 key: a NAME=VALUE line from a .env file, a key in quotes, one shorter than
@@ -39,6 +40,37 @@ Example:
   rotator stage prod/openai --file new-key.txt --validate
   pbpaste | rotator stage prod/openai
 `
+
+// maxKeyIDLen is the longest key id stage accepts.
+const maxKeyIDLen = 128
+
+// checkKeyID rejects a key id that no provider issues: one with
+// whitespace or characters outside visible ASCII, or one longer than
+// maxKeyIDLen. fromFlag says whether it came from --key-id, a usage error,
+// or from the value's key_id.
+func checkKeyID(id string, fromFlag bool) error {
+	problem := keyIDProblem(id)
+	switch {
+	case problem == "":
+		return nil
+	case fromFlag:
+		return usageErrorf("stage: --key-id %s", problem)
+	}
+	return withCode(exitError, fmt.Errorf("stage: the value's key_id %s", problem))
+}
+
+func keyIDProblem(id string) string {
+	if len(id) > maxKeyIDLen {
+		return fmt.Sprintf("is %d characters long: a key id has 1 to %d", len(id), maxKeyIDLen)
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return fmt.Sprintf("%q has a space or a character outside visible ASCII: a key id is 1 to %d visible ASCII characters, such as key_abc",
+				id, maxKeyIDLen)
+		}
+	}
+	return ""
+}
 
 // maxValueBytes is Secrets Manager's limit on a SecretString.
 const maxValueBytes = 65536
@@ -82,6 +114,9 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	if f.keyID != "" {
 		value.KeyID = f.keyID
 	}
+	if err := checkKeyID(value.KeyID, f.keyID != ""); err != nil {
+		return err
+	}
 	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
@@ -95,17 +130,46 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	// version this stage replaced and whether another has replaced it
 	// since; two stages that run at once may both name the same earlier
 	// version as replaced, but the later read shows which one stays.
-	before := stagedVersionOf(ctx, store, secretID)
+	before, pending := stagedVersionOf(ctx, store, secretID), pendingVersionOf(ctx, store, secretID)
 	res, err := engine.StageValue(ctx, secretID, value, f.validate)
+	if err != nil && interrupted(ctx) {
+		return withCode(interruptedCode(ctx), fmt.Errorf("interrupted: stage %s: stopped before the key was stored, so nothing was staged", secretID))
+	}
 	if err != nil {
 		return stageError(secretID, s, err)
 	}
 	versionID := res.VersionID
 	out := stagedJSON{SecretID: secretID, VersionID: versionID, Validated: f.validate, Replaced: before, Notes: res.Notes}
+	if before != "" && pending != "" && sameKey(ctx, store, secretID, before, pending) {
+		out.ReplacedInRotation = pending
+	}
 	if after := stagedVersionOf(ctx, store, secretID); after != "" && after != versionID {
 		out.SupersededBy = after
 	}
 	return a.printStaged(out, f.output)
+}
+
+// pendingVersionOf returns the version of the rotation in progress, or ""
+// if none is in progress or the secret cannot be read.
+func pendingVersionOf(ctx context.Context, store keystore.Store, secretID string) string {
+	d, err := store.Describe(ctx, secretID)
+	if err != nil {
+		return ""
+	}
+	return d.PendingVersion()
+}
+
+// sameKey reports whether versions a and b of a secret hold the same key.
+// It reports false if either cannot be read.
+func sameKey(ctx context.Context, store keystore.Store, secretID, a, b string) bool {
+	va, errA := store.Get(ctx, secretID, keystore.ByVersion(a))
+	vb, errB := store.Get(ctx, secretID, keystore.ByVersion(b))
+	if errA != nil || errB != nil {
+		return false
+	}
+	keyA, errA := keystore.ParseValue(va.Value)
+	keyB, errB := keystore.ParseValue(vb.Value)
+	return errA == nil && errB == nil && keyA.APIKey.Equal(keyB.APIKey)
 }
 
 // stagedVersionOf returns the version that has KEYTURN_STAGED, or "" if
@@ -126,6 +190,8 @@ func stageError(secretID string, s settings, err error) error {
 		return withCode(exitRejected, err).withHint("the key cannot be sent as it is: check the file")
 	case errors.Is(err, rotation.ErrRejected):
 		return withCode(exitRejected, err).withHint("the provider rejected the key: check that it is the right key for this secret")
+	case errors.Is(err, keystore.ErrUnavailable):
+		return withCode(exitTransient, err).withHint("the store could not be reached; retry later with the same command")
 	case errors.Is(err, rotation.ErrTransient):
 		return withCode(exitTransient, err).withHint("try again later, or stage without --validate")
 	case errors.Is(err, keystore.ErrNotFound):
@@ -144,6 +210,10 @@ type stagedJSON struct {
 	Validated bool   `json:"validated"`
 	// Replaced is the version that held KEYTURN_STAGED before, if any.
 	Replaced string `json:"replaced_version_id,omitempty"`
+	// ReplacedInRotation is the version of the rotation in progress when
+	// its key came from the replaced version: that rotation, when resumed,
+	// still uses the replaced key.
+	ReplacedInRotation string `json:"replaced_key_in_rotation,omitempty"`
 	// SupersededBy is a version that another stage wrote after this one,
 	// which now has KEYTURN_STAGED.
 	SupersededBy string `json:"superseded_by,omitempty"`
@@ -164,7 +234,11 @@ func (a *app) printStaged(out stagedJSON, format outputFlag) error {
 		fmt.Fprintf(a.stderr, "rotator: note: %s\n", note)
 	}
 	fmt.Fprintf(a.stdout, "staged %s version %s (%s)\n", out.SecretID, out.VersionID, how)
-	if out.Replaced != "" {
+	switch {
+	case out.ReplacedInRotation != "":
+		fmt.Fprintf(a.stdout, "replaced the staged version %s; the rotation in progress (version %s) still uses the previous staged key\n",
+			out.Replaced, out.ReplacedInRotation)
+	case out.Replaced != "":
 		fmt.Fprintf(a.stdout, "replaced the staged version %s, which no rotation will use now\n", out.Replaced)
 	}
 	if out.SupersededBy != "" {
@@ -201,9 +275,15 @@ func (a *app) readValue(path string) (keystore.Value, error) {
 	return keystore.Value{APIKey: key}, nil
 }
 
-// inputError reports a malformed key input with the forms it may take.
+// inputError reports a malformed key input. The advice after the first
+// ": " of problem, if any, becomes the hint; otherwise the hint gives the
+// forms the input may take.
 func inputError(name, problem string) error {
-	return withCode(exitError, fmt.Errorf(`stage: %s: %s: give the bare key on one line, or a value object {"api_key": "…"}`, name, problem))
+	what, advice, ok := strings.Cut(problem, ": ")
+	if !ok {
+		advice = `give the bare key on one line, or a value object {"api_key": "…"}`
+	}
+	return withCode(exitError, fmt.Errorf("stage: %s: %s", name, what)).withHint("%s", advice)
 }
 
 // checkEncoding rejects a byte order mark, which editors on some systems
@@ -242,16 +322,16 @@ func (a *app) readInput(path string) ([]byte, string, error) {
 			fmt.Fprintln(a.stderr, "rotator: reading the key from standard input; end with Ctrl-D")
 		}
 	} else {
-		fh, err := os.Open(path)
+		fh, err := openKeyFile(path)
 		if err != nil {
-			return nil, "", withCode(exitError, fmt.Errorf("stage: %w", err)).withHint("pass --file PATH of a readable file, or - for standard input")
+			return nil, "", err
 		}
 		defer fh.Close()
 		r = fh
 	}
 	data, err := io.ReadAll(io.LimitReader(r, maxValueBytes+1))
 	if err != nil {
-		return nil, "", fmt.Errorf("stage: read %s: %w", name, err)
+		return nil, "", fmt.Errorf("stage: cannot read %s: %w", name, err)
 	}
 	if len(data) > maxValueBytes {
 		return nil, "", fmt.Errorf("stage: %s is longer than %d bytes, the limit of a secret value", name, maxValueBytes)
@@ -259,18 +339,47 @@ func (a *app) readInput(path string) ([]byte, string, error) {
 	return data, name, nil
 }
 
-// parseBareKey accepts one key on one line, with at most one trailing
-// newline.
+// openKeyFile opens the key file at path, with an error that says what is
+// wrong with the path: missing, unreadable, or a directory.
+func openKeyFile(path string) (*os.File, error) {
+	fh, err := os.Open(path)
+	if err == nil {
+		if fi, sErr := fh.Stat(); sErr == nil && fi.IsDir() {
+			fh.Close()
+			err = errors.New("it is a directory")
+		}
+	}
+	switch {
+	case err == nil:
+		return fh, nil
+	case errors.Is(err, fs.ErrNotExist):
+		err = errors.New("it does not exist")
+	case errors.Is(err, fs.ErrPermission):
+		err = errors.New("permission denied")
+	default:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+	}
+	return nil, withCode(exitError, fmt.Errorf("stage: cannot read key file %s: %w", path, err)).
+		withHint("pass --file PATH of a readable file, or - for standard input")
+}
+
+// parseBareKey accepts one key on one line, followed by any number of
+// empty or whitespace-only lines, as editors leave them.
 func parseBareKey(name string, data []byte) (keystore.Secret, error) {
-	s := string(data)
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
+	lines := strings.Split(string(data), "\n")
+	for len(lines) > 1 && strings.TrimSpace(lines[len(lines)-1]) == "" {
+		lines = lines[:len(lines)-1]
+	}
+	s := strings.TrimSuffix(strings.Join(lines, "\n"), "\r")
 	switch {
 	case strings.TrimSpace(s) == "":
-		return keystore.Secret{}, inputError(name, "is empty: expected a key")
+		return keystore.Secret{}, inputError(name, "is empty")
 	case strings.ContainsAny(s, "\r\n"):
 		lines := strings.Count(s, "\n") + 1
-		return keystore.Secret{}, inputError(name, fmt.Sprintf("has %d lines: expected one key on one line", lines))
+		return keystore.Secret{}, inputError(name, fmt.Sprintf("has %d lines: put only the key in the file, on one line", lines))
 	}
 	if problem := keyProblem(s); problem != "" {
 		return keystore.Secret{}, inputError(name, "the key "+problem)

@@ -199,9 +199,14 @@ type secretStatus struct {
 	SecretID      string         `json:"secret_id"`
 	Settings      settingsStatus `json:"settings"`
 	SettingsError string         `json:"settings_error,omitempty"`
-	Rotation      rotationStatus `json:"rotation"`
-	LastRotated   *time.Time     `json:"last_rotated"`
-	NextRotation  *time.Time     `json:"next_rotation"`
+	// SettingsHint says how to fix SettingsError, when status knows.
+	SettingsHint string `json:"settings_hint,omitempty"`
+	// CurrentValidated is the settings the AWSCURRENT key was validated
+	// with, as its version records them. It is nil when none are recorded.
+	CurrentValidated *validatedStatus `json:"current_validated_with"`
+	Rotation         rotationStatus   `json:"rotation"`
+	LastRotated      *time.Time       `json:"last_rotated"`
+	NextRotation     *time.Time       `json:"next_rotation"`
 	// DueNow is true when the next rotation's time has come, as for a
 	// secret that was never rotated.
 	DueNow      bool            `json:"due_now"`
@@ -221,6 +226,16 @@ type settingsStatus struct {
 	RequiredModels []string `json:"required_models,omitempty"`
 	Probe          string   `json:"probe,omitempty"`
 	Grace          string   `json:"grace,omitempty"`
+}
+
+// validatedStatus is the provider and base URL the AWSCURRENT key was
+// validated with. Differs is true when the tags name others, which take
+// effect at the next validated rotation.
+type validatedStatus struct {
+	VersionID string `json:"version_id"`
+	Provider  string `json:"provider"`
+	BaseURL   string `json:"base_url"`
+	Differs   bool   `json:"differs_from_tags"`
 }
 
 type rotationStatus struct {
@@ -295,7 +310,9 @@ func (r statusReader) statusOf(ctx context.Context, d keystore.Description) secr
 	st.Settings = settingsStatusOf(settings)
 	if err != nil {
 		st.SettingsError = err.Error()
+		st.SettingsHint = settingsHint(err)
 	}
+	st.CurrentValidated = currentValidated(ctx, r.store, d.SecretID, settings)
 	st.Rotation, st.NextRotation = rotationOf(d, r.now)
 	st.DueNow = st.NextRotation != nil && !st.NextRotation.After(r.now)
 	st.Versions = versionsOf(ctx, r.store, d)
@@ -343,6 +360,34 @@ func (r statusReader) policyFor(d keystore.Description) *provider.Policy {
 		return provider.NewPolicy(r.policy.RelayHosts(), true)
 	}
 	return r.policy
+}
+
+// settingsHint returns how to fix a settings error, or "".
+func settingsHint(err error) string {
+	// NOTE: the policy has no sentinel of its own for a refused loopback
+	// host, so its message tells that refusal from the others.
+	if errors.Is(err, provider.ErrNotAllowed) && strings.Contains(err.Error(), "is a loopback host") {
+		return "pass --allow-loopback (tests and rotator dev only)"
+	}
+	return ""
+}
+
+// currentValidated reads the settings the AWSCURRENT version records and
+// compares them with tags, the secret's settings now.
+func currentValidated(ctx context.Context, store keystore.Store, secretID string, tags keystore.Settings) *validatedStatus {
+	v, err := store.Get(ctx, secretID, keystore.Current())
+	if err != nil {
+		return nil
+	}
+	value, err := keystore.ParseValue(v.Value)
+	if err != nil || value.Settings.Provider == "" && value.Settings.BaseURL == "" {
+		return nil
+	}
+	rec := value.Settings
+	return &validatedStatus{
+		VersionID: v.VersionID, Provider: rec.Provider, BaseURL: rec.BaseURL,
+		Differs: rec.Provider != tags.Provider || rec.BaseURL != tags.BaseURL,
+	}
 }
 
 func settingsStatusOf(s keystore.Settings) settingsStatus {
@@ -530,8 +575,14 @@ func (a *app) printSecretStatus(s secretStatus) {
 	fmt.Fprintln(tw, s.SecretID)
 	row("provider", s.Settings.Provider+"  "+s.Settings.BaseURL)
 	row("issuer", issuerText(s.Settings))
+	if c := s.CurrentValidated; c != nil {
+		row("current key", validatedText(c))
+	}
 	if s.SettingsError != "" {
 		row("settings", "INVALID: "+s.SettingsError)
+	}
+	if s.SettingsHint != "" {
+		row("", "hint: "+s.SettingsHint)
 	}
 	row("schedule", scheduleText(s.Rotation))
 	row("last rotated", optTime(s.LastRotated, "never"))
@@ -561,6 +612,14 @@ func (a *app) printVersions(versions []versionStatus) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", v.VersionID, strings.Join(v.Stages, ","), optTime(v.Created, "empty"))
 	}
 	tw.Flush()
+}
+
+func validatedText(c *validatedStatus) string {
+	text := fmt.Sprintf("validated with %s  %s", c.Provider, c.BaseURL)
+	if c.Differs {
+		text += " (the tags above differ: they take effect at the next validated rotation)"
+	}
+	return text
 }
 
 func issuerText(s settingsStatus) string {

@@ -211,3 +211,35 @@ func TestStatusHelpSaysTransientFailuresAreNotKept(t *testing.T) {
 	r := e.mustRun(exitOK, "status", "-h")
 	assertContains(t, "status -h", r.stdout, "Transient\nfailures (timeouts, rate limits, outages) are not recorded in the store")
 }
+
+func TestStatusShowsWhatCurrentWasValidatedWith(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", canary))
+	e.mustRun(exitOK, "rotate-now", "app/openai")
+	st := e.status("app/openai")
+	if c := st.CurrentValidated; c == nil || c.Provider != "openai" || c.BaseURL != e.baseURL || c.Differs {
+		t.Fatalf("current_validated_with = %+v, want openai at %s, same as the tags", c, e.baseURL)
+	}
+
+	newURL := e.baseURL + "/"
+	e.mustRun(exitOK, "update", "app/openai", "--base-url", newURL)
+	st = e.status("app/openai")
+	if c := st.CurrentValidated; c == nil || c.BaseURL != e.baseURL || !c.Differs {
+		t.Errorf("after update: current_validated_with = %+v, want %s, differing from the tags", c, e.baseURL)
+	}
+	text := e.mustRun(exitOK, "status", "app/openai").stdout
+	assertContains(t, "status", text, "validated with openai  "+e.baseURL)
+	assertContains(t, "status", text, "take effect at the next validated rotation")
+}
+
+func TestStatusLoopbackSettingsHint(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	e.vars["KEYTURN_ALLOW_LOOPBACK"] = ""
+	st := e.status("app/openai")
+	assertContains(t, "settings_error", st.SettingsError, "loopback")
+	assertContains(t, "settings_hint", st.SettingsHint, "pass --allow-loopback (tests and rotator dev only)")
+	text := e.mustRun(exitOK, "status", "app/openai").stdout
+	assertContains(t, "status", text, "hint: pass --allow-loopback")
+}

@@ -37,7 +37,8 @@ the settings it started with.
 disabled enables it.
 
 It works on the file store only: on AWS, Terraform manages the tags and the
-rotation rules.
+rotation rules. It rejects the secret of 'rotator dev', which dev sets up
+at every start.
 
 Example:
   rotator update prod/openai --base-url https://api.openai.com/v1
@@ -117,6 +118,10 @@ func (a *app) runUpdate(ctx context.Context, secretID string, f *updateFlags) er
 	case !keystore.IsManaged(d.Tags):
 		return notManagedError("update", secretID)
 	}
+	if _, ok := d.Tags[devIntervalTag]; ok {
+		return withCode(exitError, fmt.Errorf("update: %s is the secret of 'rotator dev', which sets its settings and interval at every start", secretID)).
+			withHint("restart 'rotator dev' with the --interval you want; to try update, add a secret of your own with 'rotator add'")
+	}
 	plan, err := f.plan(d, s.policy())
 	if err != nil {
 		return err
@@ -183,6 +188,10 @@ func (f *updateFlags) planRotation(p *updatePlan, current keystore.Rotation) err
 	}
 	if f.given["window"] {
 		rules.Duration = strings.TrimSpace(f.values.window)
+		if rules.ScheduleExpression == "" && rules.AutomaticallyAfterDays == 0 {
+			return usageErrorf("update: --window needs a schedule, and %s has none", p.secretID).
+				withHint("pass --schedule EXPR too, such as --schedule 'rate(7 days)' --window %s", rules.Duration)
+		}
 	}
 	if !f.noSchedule {
 		if err := checkRules("update", rules); err != nil {

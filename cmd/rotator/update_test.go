@@ -169,3 +169,37 @@ func TestWrongBaseURLFixedByUpdate(t *testing.T) {
 	assertContains(t, "update stdout", r.stdout, "the base URL among them")
 	e.mustRun(exitOK, "rotate-now", "app/openai")
 }
+
+func TestUpdateWindowNeedsSchedule(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	e.mustRun(exitOK, "update", "app/openai", "--no-schedule")
+	r := e.run("update", "app/openai", "--window", "2h")
+	if r.code != exitUsage {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "--window needs a schedule")
+	assertContains(t, "stderr", r.stderr, "pass --schedule EXPR too")
+	for _, unwanted := range []string{`--schedule ""`, "ScheduleExpression", "Duration"} {
+		if strings.Contains(r.stderr, unwanted) {
+			t.Errorf("stderr names %s:\n%s", unwanted, r.stderr)
+		}
+	}
+	e.mustRun(exitOK, "update", "app/openai", "--schedule", "rate(7 days)", "--window", "2h")
+}
+
+func TestUpdateRefusesDevSecret(t *testing.T) {
+	e := newEnv(t)
+	e.add("app/openai")
+	if err := e.openStore().Tag(context.Background(), "app/openai", map[string]string{devIntervalTag: "30s"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.run("update", "app/openai", "--schedule", "rate(7 days)")
+	if r.code != exitError {
+		t.Errorf("exit %d, want %d\n%s", r.code, exitError, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "is the secret of 'rotator dev'")
+	if d := e.describe("app/openai"); d.Rotation.Rules.ScheduleExpression == "rate(7 days)" {
+		t.Errorf("update changed the dev secret's schedule: %+v", d.Rotation)
+	}
+}
