@@ -197,7 +197,7 @@ func TestSchedulerBacksOffFailingSecret(t *testing.T) {
 	var retries []time.Time
 	for i := range 3 {
 		var started []string
-		tm, started = h.clock.advanceUntilStarted(t, tm, time.Minute)
+		_, started = h.clock.advanceUntilStarted(t, tm, time.Minute)
 		if !slices.Equal(started, []string{"app/bad"}) {
 			t.Fatalf("retry %d started %v, want only app/bad", i+1, started)
 		}
