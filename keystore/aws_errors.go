@@ -80,11 +80,39 @@ const (
 // Neither the SDK's errors nor the service's messages carry a secret value.
 func awsError(op, secretID, versionID, stage string, err error) error {
 	kind, cause := classify(err)
-	return &Error{
+	e := &Error{
 		Op: op, SecretID: secretID, VersionID: versionID, Stage: stage,
 		Kind: kind, Msg: message(kind, cause, secretID), Err: cause,
 	}
+	if e.Msg == noResponse {
+		return unreachableError{e}
+	}
+	return e
 }
+
+// unreachableError is the *Error of a request that got no response from
+// Secrets Manager. Its message leads with the request and the advice,
+// because the SDK's error that follows them is long.
+type unreachableError struct{ err *Error }
+
+func (u unreachableError) Error() string {
+	e := u.err
+	request := e.Op
+	if e.SecretID != "" {
+		request += " " + e.SecretID
+	}
+	if e.VersionID != "" {
+		request += " version " + e.VersionID
+	}
+	if e.Stage != "" {
+		request += " stage " + e.Stage
+	}
+	return "could not reach Secrets Manager (" + request + "). " + noResponseAdvice +
+		" AWS SDK error: " + e.Err.Error()
+}
+
+// Unwrap returns the *Error, so that errors.As and errors.Is see it.
+func (u unreachableError) Unwrap() error { return u.err }
 
 // rotationInProgress is part of the message Secrets Manager gives when
 // RotateSecret finds AWSPENDING on a version other than AWSCURRENT's.
@@ -130,9 +158,14 @@ func unreachableMessage(cause error) string {
 	case errors.Is(cause, context.Canceled):
 		return "the request to Secrets Manager was canceled"
 	}
-	return "no response from Secrets Manager: check the network, the region and the endpoint " +
-		"(AWS_ENDPOINT_URL_SECRETS_MANAGER, if set), then retry"
+	return noResponse
 }
+
+// noResponse is the Msg of an unreachableError.
+const noResponse = "could not reach Secrets Manager. " + noResponseAdvice
+
+const noResponseAdvice = "Check the network, the region and the endpoint " +
+	"(AWS_ENDPOINT_URL_SECRETS_MANAGER, if set), then retry."
 
 func classify(err error) (kind, cause error) {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

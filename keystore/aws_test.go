@@ -150,8 +150,12 @@ func TestAWSStoreUnreachable(t *testing.T) {
 	s := keystore.NewAWS(secretsmanager.NewFromConfig(cfg), keystore.AWSOptions{})
 	_, err := s.Get(context.Background(), "keyturn/a", keystore.Current())
 	wantAWSKind(t, err, keystore.ErrUnavailable)
-	if !strings.Contains(err.Error(), "no response from Secrets Manager") {
-		t.Errorf("err = %q, want it to say that Secrets Manager did not respond", err)
+	if want := "could not reach Secrets Manager (GetSecretValue keyturn/a stage AWSCURRENT). Check the network"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %q, want it to start with %q", err, want)
+	}
+	var kerr *keystore.Error
+	if !errors.As(err, &kerr) || kerr.SecretID != "keyturn/a" {
+		t.Errorf("err = %T %v, want a *keystore.Error about keyturn/a", err, err)
 	}
 	if strings.Contains(err.Error(), "credentials") {
 		t.Errorf("err = %q blames the credentials for a connection that failed", err)

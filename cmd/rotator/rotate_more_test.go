@@ -99,7 +99,11 @@ func TestRotateNowRejectedHintIsCommand(t *testing.T) {
 	e.add("app/openai")
 	e.mustRun(exitOK, "stage", "app/openai", "--file", e.writeFile("key", "sk-revoked-key"))
 	r := e.run("rotate-now", "app/openai")
-	assertContains(t, "stderr", r.stderr, "rotator: hint: stage a working key with 'rotator stage app/openai --file KEYFILE --validate'")
+	assertContains(t, "stderr", r.stderr, "stage another key with 'rotator stage app/openai --file KEYFILE'.")
+	assertContains(t, "stderr", r.stderr, "rotator: hint: pass --validate when you stage the next key")
+	if n := strings.Count(r.stderr, "rotator stage"); n != 1 {
+		t.Errorf("the advice to stage appears %d times, want once:\n%s", n, r.stderr)
+	}
 }
 
 func TestRotateNowResumesStaleRotation(t *testing.T) {

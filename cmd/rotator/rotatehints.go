@@ -66,6 +66,10 @@ func rejectedHint(t rotateTarget, res rotation.Result, err error) string {
 		return fmt.Sprintf("issuer %s minted a key that the provider rejected: check the issuer's account and the admin key in %s, then run 'rotator rotate-now %s' again",
 			t.settings.Issuer, t.settings.IssuerSecret, id)
 	}
+	if strings.Contains(err.Error(), fmt.Sprintf("'rotator stage %s --file KEYFILE'", id)) {
+		// The engine's message already gives the stage command.
+		return "pass --validate when you stage the next key, so that the provider checks it first"
+	}
 	return fmt.Sprintf("stage a working key with 'rotator stage %s --file KEYFILE --validate'", id)
 }
 

@@ -163,18 +163,11 @@ func (a *app) exit(err error) int {
 		// every command; an error with its own code has chosen it.
 		ce.code = exitTransient
 	}
-	fmt.Fprintf(a.stderr, "rotator: error: %s\n", quoteCommands(ce.err.Error()))
+	fmt.Fprintf(a.stderr, "rotator: error: %s\n", ce.err)
 	for _, h := range ce.hints {
-		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", quoteCommands(h))
+		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", h)
 	}
 	return ce.code
-}
-
-// quoteCommands quotes the commands in msg as the CLI does, in single
-// quotes. The rotation engine quotes them in backticks, which no secret id,
-// tag value or version id can contain, so every backtick is a quote.
-func quoteCommands(msg string) string {
-	return strings.ReplaceAll(msg, "`", "'")
 }
 
 func (a *app) clockNow() time.Time {

@@ -189,7 +189,7 @@ func stageError(secretID string, s settings, err error) error {
 	case errors.Is(err, provider.ErrInvalidKey):
 		return withCode(exitRejected, err).withHint("the key cannot be sent as it is: check the file")
 	case errors.Is(err, rotation.ErrRejected):
-		return withCode(exitRejected, err).withHint("the provider rejected the key: check that it is the right key for this secret")
+		return withCode(exitRejected, err).withHint("check that it is the right key for this secret")
 	case errors.Is(err, keystore.ErrUnavailable):
 		return withCode(exitTransient, err).withHint("the store could not be reached; retry later with the same command")
 	case errors.Is(err, rotation.ErrTransient):

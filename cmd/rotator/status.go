@@ -364,9 +364,7 @@ func (r statusReader) policyFor(d keystore.Description) *provider.Policy {
 
 // settingsHint returns how to fix a settings error, or "".
 func settingsHint(err error) string {
-	// NOTE: the policy has no sentinel of its own for a refused loopback
-	// host, so its message tells that refusal from the others.
-	if errors.Is(err, provider.ErrNotAllowed) && strings.Contains(err.Error(), "is a loopback host") {
+	if errors.Is(err, provider.ErrLoopbackNotAllowed) {
 		return "pass --allow-loopback (tests and rotator dev only)"
 	}
 	return ""

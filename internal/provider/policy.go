@@ -20,15 +20,26 @@ import (
 // dial time. Use errors.Is.
 var ErrNotAllowed = errors.New("not allowed by the host policy")
 
+// ErrLoopbackNotAllowed matches the refusal of a loopback host or address
+// by a policy that does not allow loopback. It matches ErrNotAllowed too.
+var ErrLoopbackNotAllowed = fmt.Errorf("loopback %w", ErrNotAllowed)
+
 // policyError is a refusal whose message names the URL or address and
-// the fix.
-type policyError struct{ msg string }
+// the fix. Its kind is ErrNotAllowed or an error that wraps it.
+type policyError struct {
+	kind error
+	msg  string
+}
 
 func (e *policyError) Error() string { return e.msg }
-func (e *policyError) Unwrap() error { return ErrNotAllowed }
+func (e *policyError) Unwrap() error { return e.kind }
 
 func refuse(format string, args ...any) error {
-	return &policyError{msg: fmt.Sprintf(format, args...)}
+	return &policyError{kind: ErrNotAllowed, msg: fmt.Sprintf(format, args...)}
+}
+
+func refuseLoopback(format string, args ...any) error {
+	return &policyError{kind: ErrLoopbackNotAllowed, msg: fmt.Sprintf(format, args...)}
 }
 
 // builtinHosts is each adapter's allow-list. The openai adapter also accepts
@@ -205,7 +216,7 @@ func (p *Policy) checkAddress(baseURL, host string) (loopback bool, err error) {
 	case class == classLoopback && p.allowLoopback:
 		return true, nil
 	case class == classLoopback:
-		return false, refuse("base URL %q: %s is a loopback host, which this policy refuses: loopback is allowed only in tests and rotator dev", baseURL, host)
+		return false, refuseLoopback("base URL %q: %s is a loopback host, which this policy refuses: loopback is allowed only in tests and rotator dev", baseURL, host)
 	}
 	return false, refuse("base URL %q: %s is %s address, and keyturn never sends keys there: use the provider's public host", baseURL, host, article(class))
 }
@@ -327,8 +338,11 @@ func (p *Policy) controlDial(network, address string, _ syscall.RawConn) error {
 		return refuse("connection to %q refused: not an IP address", address)
 	}
 	class := addrClass(a)
-	if class == "" || (class == classLoopback && p.allowLoopback) {
+	switch {
+	case class == "" || (class == classLoopback && p.allowLoopback):
 		return nil
+	case class == classLoopback:
+		return refuseLoopback("connection to %s refused: %s is a loopback address, which this policy refuses", address, a.Unmap())
 	}
 	return refuse("connection to %s refused: %s is %s address, and keyturn never sends keys there", address, a.Unmap(), article(class))
 }

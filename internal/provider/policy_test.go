@@ -104,6 +104,9 @@ func TestPolicyCheck(t *testing.T) {
 			if !errors.Is(err, ErrNotAllowed) {
 				t.Errorf("error %v does not match ErrNotAllowed", err)
 			}
+			if got, want := errors.Is(err, ErrLoopbackNotAllowed), tc.want == "loopback host"; got != want {
+				t.Errorf("errors.Is(%v, ErrLoopbackNotAllowed) = %t, want %t", err, got, want)
+			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error = %q, want it to contain %q", err, tc.want)
 			}
@@ -156,6 +159,8 @@ func TestPolicyDialControl(t *testing.T) {
 			t.Errorf("dial %s (loopback %t) = %v, want %q", tc.address, tc.loopback, err, tc.want)
 		case tc.want != "" && !errors.Is(err, ErrNotAllowed):
 			t.Errorf("dial %s error does not match ErrNotAllowed", tc.address)
+		case errors.Is(err, ErrLoopbackNotAllowed) != (tc.want == "loopback"):
+			t.Errorf("dial %s: errors.Is(%v, ErrLoopbackNotAllowed) = %t, want %t", tc.address, err, tc.want != "loopback", tc.want == "loopback")
 		}
 	}
 }

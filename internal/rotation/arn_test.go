@@ -64,7 +64,7 @@ func TestAdviceNamesSecretNotARN(t *testing.T) {
 	if !errors.Is(stepErr, rotation.ErrNothingToPromote) {
 		t.Fatalf("createSecret: err = %v, want ErrNothingToPromote", stepErr)
 	}
-	if want := "`rotator stage " + name + " --file KEYFILE`"; !strings.Contains(stepErr.Error(), want) {
+	if want := "'rotator stage " + name + " --file KEYFILE'"; !strings.Contains(stepErr.Error(), want) {
 		t.Errorf("error %q does not suggest %s", stepErr, want)
 	}
 	if strings.Contains(stepErr.Error(), "rotator stage arn:") {

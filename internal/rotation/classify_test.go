@@ -138,7 +138,7 @@ func TestPolicyRefusalOnAWSClearsPending(t *testing.T) {
 	if got := e.holder("app/openai", keystore.StagePending); got != "" {
 		t.Errorf("AWSPENDING left on %s: its recorded settings can never pass", got)
 	}
-	if !strings.Contains(err.Error(), "fix the configuration, then rotate again") {
+	if !strings.Contains(err.Error(), "Fix the configuration, then rotate again.") {
 		t.Errorf("error %q does not say what to do", err)
 	}
 }

@@ -118,7 +118,7 @@ func (c *call) nextKey(ctx context.Context, settings keystore.Settings) (candida
 	}
 	if settings.Issuer == keystore.IssuerStaged {
 		return candidate{}, c.errorf(ErrNothingToPromote, nil,
-			"no key is staged, and issuer %q cannot mint one: stage a key with `rotator stage %s --file KEYFILE`, then rotate again",
+			"no key is staged, and issuer %q cannot mint one: stage a key with 'rotator stage %s --file KEYFILE', then rotate again",
 			keystore.IssuerStaged, c.name())
 	}
 	return c.mint(ctx, settings)
@@ -161,7 +161,7 @@ func (c *call) checkStagedNotCurrent(ctx context.Context, next candidate, cur *c
 	}
 	return c.errorf(ErrConfig, nil,
 		"%s version %s contains the current key (version %s), so it was not promoted and is no longer %s: "+
-			"stage a new key with `rotator stage %s --file KEYFILE`, then rotate again",
+			"stage a new key with 'rotator stage %s --file KEYFILE', then rotate again",
 		keystore.StageStaged, next.stagedVersion, cur.versionID, keystore.StageStaged, c.name())
 }
 
@@ -186,7 +186,7 @@ func (c *call) rejectMalformed(ctx context.Context, versionID, label string, cau
 		return err
 	}
 	return c.errorf(ErrRejected, cause,
-		"%s version %s is malformed and is now %s: stage a corrected key with `rotator stage %s --file KEYFILE`",
+		"%s version %s is malformed and is now %s: stage a corrected key with 'rotator stage %s --file KEYFILE'",
 		label, versionID, keystore.StageRejected, c.name())
 }
 

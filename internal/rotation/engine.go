@@ -158,7 +158,7 @@ func (c *call) checkEnabled() error {
 		return nil
 	}
 	return c.errorf(ErrConfig, nil,
-		"rotation is not enabled: on the file store `rotator add` sets a schedule, "+
+		"rotation is not enabled: on the file store 'rotator add' sets a schedule, "+
 			"on AWS Terraform's aws_secretsmanager_secret_rotation enables it")
 }
 

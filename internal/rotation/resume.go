@@ -80,7 +80,7 @@ func (c *call) inProgressError(p PendingRotation) error {
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress since %s: wait for the rotator working on it to finish; "+
 			"if none is, a rotation started after %s considers it stale and resumes it, "+
-			"or `rotator abandon %s` abandons it now",
+			"or 'rotator abandon %s' abandons it now",
 		formatTime(p.Since), formatTime(p.StaleAt), p.SecretID)
 }
 

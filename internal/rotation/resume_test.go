@@ -171,7 +171,7 @@ func TestPendingYoungerThanThreshold(t *testing.T) {
 	for _, want := range []string{
 		"rotation in progress since " + p.Since.UTC().Format(time.RFC3339),
 		"after " + p.StaleAt.UTC().Format(time.RFC3339) + " considers it stale and resumes it",
-		"`rotator abandon app/openrouter` abandons it now",
+		"'rotator abandon app/openrouter' abandons it now",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)

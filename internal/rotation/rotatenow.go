@@ -146,12 +146,12 @@ func (c *call) beginError(ctx context.Context, err error) error {
 	if c.desc.Rotation.LambdaARN != "" {
 		return c.errorf(ErrInProgress, nil,
 			"rotation in progress: Secrets Manager retries it; to abandon it, run "+
-				"`aws secretsmanager update-secret-version-stage --secret-id %s --version-stage %s --remove-from-version-id %s`",
+				"'aws secretsmanager update-secret-version-stage --secret-id %s --version-stage %s --remove-from-version-id %s'",
 			c.name(), keystore.StagePending, pending)
 	}
 	return c.errorf(ErrInProgress, nil,
 		"rotation in progress: wait for the rotator working on it to finish; "+
-			"if none is, `rotator abandon %s` abandons it", c.name())
+			"if none is, 'rotator abandon %s' abandons it", c.name())
 }
 
 // abandonTimeout bounds the clean-up after a failed step. The clean-up runs
@@ -193,7 +193,7 @@ func noteAbandoned(err error, name string) error {
 		return err
 	}
 	re.Msg += ": the rotation was abandoned (" + keystore.StagePending + " removed); " +
-		"the next scheduled rotation, or `rotator rotate-now " + name + "`, tries again"
+		"the next scheduled rotation, or 'rotator rotate-now " + name + "', tries again"
 	return re
 }
 

@@ -58,7 +58,7 @@ func TestRotationRejectsStagedCurrentKey(t *testing.T) {
 	}
 	for _, want := range []string{
 		"KEYTURN_STAGED version " + stagedVersion + " contains the current key (version " + current + ")",
-		"stage a new key with `rotator stage app/openai --file KEYFILE`",
+		"stage a new key with 'rotator stage app/openai --file KEYFILE'",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)

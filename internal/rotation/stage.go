@@ -196,9 +196,9 @@ func (c *call) validate(ctx context.Context, v keystore.Value) error {
 	case provider.Valid:
 		return nil
 	case provider.Rejected:
-		return c.errorf(ErrRejected, nil, "%s: nothing was staged", rejectedReason(res))
+		return c.errorf(ErrRejected, nil, "%s. Nothing was staged.", rejectedReason(res))
 	case provider.Misconfigured:
-		return c.errorf(ErrConfig, nil, "cannot check the key: %s: nothing was staged", res.Reason)
+		return c.errorf(ErrConfig, nil, "cannot check the key: %s. Nothing was staged.", res.Reason)
 	}
 	return c.errorf(ErrTransient, nil, "provider check failed: %s: nothing was staged", res.Reason)
 }

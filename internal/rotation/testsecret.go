@@ -67,13 +67,14 @@ func (c *call) check(ctx context.Context, key keystore.Secret, settings keystore
 	return c.e.Checker.Check(ctx, provider.Request{Key: key, Settings: settings}), nil
 }
 
-// rejectedReason words a Rejected result: a key can be rejected by
-// keyturn's own checks before any request is made.
+// rejectedReason words a Rejected result as the first sentence of an error
+// message, without its full stop. A key can be rejected by keyturn's own
+// checks before any request is made.
 func rejectedReason(res provider.Result) string {
 	if res.Attempts == 0 {
-		return "the key was rejected before any request: " + res.Reason
+		return "the key was rejected before any request (" + res.Reason + ")"
 	}
-	return "provider rejected the key: " + res.Reason
+	return "the provider rejected the key (" + res.Reason + ")"
 }
 
 // dropMisconfigured ends a rotation whose key the configuration stops from
@@ -95,11 +96,11 @@ func (c *call) dropMisconfigured(ctx context.Context, settings keystore.Settings
 	done := keystore.StagePending + " was removed from the version"
 	switch {
 	case minted:
-		done += " and the minted key was revoked"
+		done += ", and the minted key was revoked"
 	case stagedVersion != "":
-		done += "; the key stays " + keystore.StageStaged
+		done += ", and the key stays " + keystore.StageStaged
 	}
-	return c.errorf(ErrConfig, nil, "cannot check the key: %s: %s; fix the configuration, then rotate again",
+	return c.errorf(ErrConfig, nil, "cannot check the key: %s. %s. Fix the configuration, then rotate again.",
 		cause, done)
 }
 
@@ -131,11 +132,11 @@ func (c *call) reject(ctx context.Context, settings keystore.Settings, v keystor
 		return err
 	}
 
-	next := "stage another key with `rotator stage " + c.name() + " --file KEYFILE`"
+	next := "; stage another key with 'rotator stage " + c.name() + " --file KEYFILE'."
 	if minted {
-		next = "the minted key was revoked and the next rotation mints another"
+		next = ". The minted key was revoked, and the next rotation mints another."
 	}
-	e := c.errorf(ErrRejected, nil, "%s: it is kept as %s: %s",
+	e := c.errorf(ErrRejected, nil, "%s. It is kept as %s%s",
 		rejectedReason(res), keystore.StageRejected, next)
 	e.failure = failure
 	return e
