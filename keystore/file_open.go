@@ -29,7 +29,10 @@ const (
 // directory that is missing, or that has neither an identity.age nor a
 // secrets directory, is then an error matching ErrNotFound. With
 // opts.Create, OpenFile creates the directory, its secrets directory, the
-// lock file and, when opts.IdentityPath is empty, the identity.
+// lock file and, when opts.IdentityPath is empty, the identity. It creates
+// a store only in a new or empty directory, or in one that already holds a
+// store (an identity.age, a secrets directory or a keyturn.lock): any other
+// existing directory is an error matching ErrInvalidParameter.
 //
 // OpenFile never generates an identity for a store that already holds
 // secrets: if Dir/identity.age is missing while secret files exist, it
@@ -59,7 +62,7 @@ func OpenFile(opts FileOptions) (*FileStore, error) {
 }
 
 // prepareDir checks that the store directory exists and is a keyturn store,
-// or creates it when create is set.
+// or, when create is set, creates it or checks that it may hold a new store.
 func (s *FileStore) prepareDir(create bool) error {
 	info, err := os.Stat(s.dir)
 	missing := errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
@@ -67,16 +70,72 @@ func (s *FileStore) prepareDir(create bool) error {
 	case missing && !create:
 		return s.noStore()
 	case err != nil && !missing:
-		return Errorf(ErrUnavailable, opOpenFile, "",
-			"cannot open the store directory %s: %v: make it readable by this user", s.dir, err)
+		return s.unreadableDirErr(err)
 	case err == nil && !info.IsDir():
 		return Errorf(ErrInvalidParameter, opOpenFile, "",
 			"the store directory %s is a file, not a directory: check the store URL", s.dir)
 	}
-	if create {
-		return s.makeDirs()
+	if !create {
+		return s.checkIsStore()
 	}
-	return s.checkIsStore()
+	if !missing {
+		if err := s.checkCanCreateIn(); err != nil {
+			return err
+		}
+	}
+	return s.makeDirs()
+}
+
+// checkCanCreateIn accepts an existing directory for a new store only if it
+// is empty or already a keyturn store, so that a mistyped store URL such as
+// file:/// adds no store files among other files.
+func (s *FileStore) checkCanCreateIn() error {
+	isStore, err := s.hasStoreFiles()
+	if err != nil || isStore {
+		return err
+	}
+	f, err := os.Open(s.dir)
+	if err != nil {
+		return s.unreadableDirErr(err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if len(names) == 0 && errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return s.unreadableDirErr(err)
+	}
+	return Errorf(ErrInvalidParameter, opOpenFile, "",
+		"%s is not empty and is not a keyturn file store: choose an empty or new directory", s.dir)
+}
+
+// hasStoreFiles reports whether the directory contains an identity.age, a
+// secrets directory or a keyturn.lock. Every store that keyturn created, or
+// began to create, has at least one of them.
+func (s *FileStore) hasStoreFiles() (bool, error) {
+	info, err := os.Stat(s.secrets)
+	if err == nil && info.IsDir() {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		return false, s.unreadableDirErr(err)
+	}
+	for _, name := range []string{defaultIdentityName, lockFileName} {
+		_, err := os.Lstat(filepath.Join(s.dir, name))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return false, s.unreadableDirErr(err)
+		}
+	}
+	return false, nil
+}
+
+func (s *FileStore) unreadableDirErr(err error) error {
+	return Errorf(ErrUnavailable, opOpenFile, "",
+		"cannot open the store directory %s: %v: make it readable by this user", s.dir, err)
 }
 
 func (s *FileStore) noStore() error {
@@ -93,8 +152,7 @@ func (s *FileStore) checkIsStore() error {
 			return nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
-			return Errorf(ErrUnavailable, opOpenFile, "",
-				"cannot open the store directory %s: %v: make it readable by this user", s.dir, err)
+			return s.unreadableDirErr(err)
 		}
 	}
 	return s.noStore()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,94 @@ func TestOpenFileNotAStoreWithIdentity(t *testing.T) {
 	_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, IdentityPath: identity})
 	wantOpenErr(t, err, keystore.ErrNotFound, "no keyturn file store at "+dir)
 	wantSameTree(t, dir, before)
+}
+
+// TestOpenFileCreateRejectsOtherDir checks that Create writes nothing into
+// an existing directory that contains other files, such as / or a home
+// directory, even with an identity kept elsewhere.
+func TestOpenFileCreateRejectsOtherDir(t *testing.T) {
+	identity := writeIdentity(t, filepath.Join(t.TempDir(), "id.age"), 0o600)
+	cases := map[string]func(t *testing.T, dir string){
+		"file":            func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "notes.txt")) },
+		"hidden file":     func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, ".profile")) },
+		"directory":       func(t *testing.T, dir string) { mkdir(t, filepath.Join(dir, "etc")) },
+		"secrets is file": func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "secrets")) },
+	}
+	for name, fill := range cases {
+		for _, identityPath := range []string{"", identity} {
+			t.Run(name+"/identity "+strconv.Quote(identityPath), func(t *testing.T) {
+				dir := t.TempDir()
+				fill(t, dir)
+				before := listTree(t, dir)
+				_, err := keystore.OpenFile(keystore.FileOptions{Dir: dir, IdentityPath: identityPath, Create: true})
+				wantOpenErr(t, err, keystore.ErrInvalidParameter,
+					dir+" is not empty and is not a keyturn file store: choose an empty or new directory")
+				wantSameTree(t, dir, before)
+			})
+		}
+	}
+}
+
+// TestOpenFileCreateAcceptsStoreDir creates stores in an empty directory,
+// a new one, and directories that contain any one of the files a store has.
+func TestOpenFileCreateAcceptsStoreDir(t *testing.T) {
+	cases := map[string]func(t *testing.T, dir string){
+		"empty": func(*testing.T, string) {},
+		"new":   func(t *testing.T, dir string) { removeAll(t, dir) },
+		"secrets and more": func(t *testing.T, dir string) {
+			mkdir(t, filepath.Join(dir, "secrets"))
+			writeFile(t, filepath.Join(dir, "notes.txt"))
+		},
+		"lock and more": func(t *testing.T, dir string) {
+			writeFile(t, filepath.Join(dir, "keyturn.lock"))
+			writeFile(t, filepath.Join(dir, "serve.lock"))
+		},
+		"identity and more": func(t *testing.T, dir string) {
+			writeIdentity(t, filepath.Join(dir, "identity.age"), 0o600)
+			writeFile(t, filepath.Join(dir, "notes.txt"))
+		},
+	}
+	for name, fill := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "store")
+			mkdir(t, dir)
+			fill(t, dir)
+			s := openTestFileStore(t, dir)
+			mustCreate(t, s, "keyturn/open/created", "value-a")
+			mustGet(t, s, "keyturn/open/created", keystore.Current())
+		})
+	}
+}
+
+func TestOpenFileCreateReopensStore(t *testing.T) {
+	dir := t.TempDir()
+	s := openTestFileStore(t, dir)
+	mustCreate(t, s, "keyturn/open/kept", "value-a")
+	s.Close()
+	writeFile(t, filepath.Join(dir, "serve.lock"))
+	r := openTestFileStore(t, dir)
+	mustGet(t, r, "keyturn/open/kept", keystore.Current())
+}
+
+func writeFile(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkdir(t *testing.T, path string) {
+	t.Helper()
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func removeAll(t *testing.T, path string) {
+	t.Helper()
+	if err := os.RemoveAll(path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestOpenFileDirIsFile(t *testing.T) {
