@@ -36,7 +36,7 @@ type Error struct {
 	VersionID string // empty when not relevant
 	Stage     string // empty when not relevant
 	Kind      error  // one of the sentinel errors
-	Msg       string // what went wrong and what to do, lowercase
+	Msg       string // the failure and its fix, lowercase
 	Err       error  // underlying cause, may be nil
 }
 

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 )
 
-// Redacted is what every printing path of a Secret shows in place of its
-// value.
+// Redacted is the text that every printing path of a Secret shows in place
+// of its value.
 const Redacted = "[REDACTED]"
 
 // Secret is an opaque secret value: a provider key, or a whole SecretString.

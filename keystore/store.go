@@ -79,8 +79,8 @@ type Rotation struct {
 	LambdaARN string
 }
 
-// Description is what DescribeSecret returns: everything about a secret but
-// its values.
+// Description is the result of DescribeSecret: everything about a secret
+// but its values.
 type Description struct {
 	SecretID string // the secret's name
 	ARN      string

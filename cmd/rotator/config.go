@@ -313,7 +313,7 @@ func fileStoreError(s settings, err error) error {
 	case errors.Is(err, keystore.ErrDecryption):
 		return opened.withHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
 	case errors.Is(err, keystore.ErrInvalidParameter):
-		// The message already says how to fix the path or the identity
+		// The message already explains how to fix the path or the identity
 		// file, such as chmod 600 for one that others may read.
 		return opened
 	}

@@ -22,7 +22,7 @@ func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, d keystore.
 	}
 	token, err := store.BeginRotation(ctx, secretID, "")
 	if errors.Is(err, keystore.ErrInvalidRequest) {
-		return beginRefused(ctx, store, secretID, err)
+		return beginRejected(ctx, store, secretID, err)
 	}
 	if err != nil {
 		return rotation.Result{Outcome: rotation.OutcomeOf(err)}, fmt.Errorf("rotate-now %s: %w", secretID, err)
@@ -33,11 +33,11 @@ func (a *app) rotateOnAWS(ctx context.Context, store keystore.Store, d keystore.
 	return a.pollRotation(ctx, store, d, token, f.timeout)
 }
 
-// beginRefused reports a RotateSecret that Secrets Manager rejected for the
-// secret's state. Only a rotation that started meanwhile, which the
-// secret's AWSPENDING label shows, is in progress; any other rejection, such
-// as a rotation function that was removed, needs the configuration fixed.
-func beginRefused(ctx context.Context, store keystore.Store, secretID string, err error) (rotation.Result, error) {
+// beginRejected reports a RotateSecret that Secrets Manager rejected for the
+// secret's state. Only a rotation that started meanwhile is in progress,
+// and the secret's AWSPENDING label shows it. Any other rejection, such as a
+// rotation function that was removed, needs the configuration fixed.
+func beginRejected(ctx context.Context, store keystore.Store, secretID string, err error) (rotation.Result, error) {
 	if d, dErr := store.Describe(ctx, secretID); dErr == nil {
 		if pending := pendingVersion(d); pending != "" {
 			return rotation.Result{VersionID: pending, Outcome: rotation.InProgress},

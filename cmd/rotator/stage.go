@@ -46,8 +46,8 @@ const maxKeyIDLen = 128
 
 // checkKeyID rejects a key id that no provider issues: one with
 // whitespace or characters outside visible ASCII, or one longer than
-// maxKeyIDLen. fromFlag says whether it came from --key-id, a usage error,
-// or from the value's key_id.
+// maxKeyIDLen. fromFlag reports whether it came from --key-id, which makes
+// it a usage error, or from the value's key_id.
 func checkKeyID(id string, fromFlag bool) error {
 	problem := keyIDProblem(id)
 	switch {
@@ -126,9 +126,9 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	if err != nil {
 		return err
 	}
-	// NOTE: the staged version read before and after the write tells which
+	// NOTE: the staged version read before and after the write shows which
 	// version this stage replaced and whether another has replaced it
-	// since; two stages that run at once may both name the same earlier
+	// since. Two stages that run at once may both name the same earlier
 	// version as replaced, but the later read shows which one stays.
 	before, pending := stagedVersionOf(ctx, store, secretID), pendingVersionOf(ctx, store, secretID)
 	res, err := engine.StageValue(ctx, secretID, value, f.validate)
@@ -183,7 +183,7 @@ func stagedVersionOf(ctx context.Context, store keystore.Store, secretID string)
 }
 
 // stageError gives an engine error its exit code and a hint. The engine's
-// message already says that nothing was staged.
+// message already states that nothing was staged.
 func stageError(secretID string, s settings, err error) error {
 	switch {
 	case errors.Is(err, provider.ErrInvalidKey):
@@ -217,7 +217,7 @@ type stagedJSON struct {
 	// SupersededBy is a version that another stage wrote after this one,
 	// which now has KEYTURN_STAGED.
 	SupersededBy string `json:"superseded_by,omitempty"`
-	// Notes say how the staged value differs from the input: settings
+	// Notes describe how the staged value differs from the input: settings
 	// replaced by the secret's tags, dropped retire or last_failure fields.
 	Notes []string `json:"notes,omitempty"`
 }

@@ -105,7 +105,7 @@ func (a *app) status(ctx context.Context, args []string) error {
 }
 
 // statusProblem is a secret that status could not show, or a store that
-// it could not list; secretID is "" when no one secret is at fault.
+// it could not list. Its secretID is empty when no single secret is at fault.
 type statusProblem struct {
 	secretID string
 	err      error
@@ -199,7 +199,7 @@ type secretStatus struct {
 	SecretID      string         `json:"secret_id"`
 	Settings      settingsStatus `json:"settings"`
 	SettingsError string         `json:"settings_error,omitempty"`
-	// SettingsHint says how to fix SettingsError, when status knows.
+	// SettingsHint is the fix for SettingsError, when status has one.
 	SettingsHint string `json:"settings_hint,omitempty"`
 	// CurrentValidated is the settings the AWSCURRENT key was validated
 	// with, as its version records them. It is nil when none are recorded.

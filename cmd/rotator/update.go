@@ -132,7 +132,7 @@ func (a *app) runUpdate(ctx context.Context, secretID string, f *updateFlags) er
 	return a.printUpdated(plan, f.output)
 }
 
-// updatePlan is what an update changes on one secret.
+// updatePlan is the set of changes an update makes to one secret.
 type updatePlan struct {
 	secretID  string
 	changes   []settingChange

@@ -15,7 +15,7 @@ import (
 // pass when retried. Use errors.Is.
 var ErrMisconfigured = errors.New("issuer misconfigured")
 
-// MintRequest asks for a new key. Name is the provider-side name of the key,
+// MintRequest is a request for a new key. Name is the provider-side name of the key,
 // which carries the secret id and the rotation token so that a retried
 // createSecret can recognise a key it already minted.
 type MintRequest struct {
@@ -34,7 +34,7 @@ type Minted struct {
 	KeyID string // the provider's id or hash for the key, used to revoke it
 }
 
-// RevokeRequest asks to revoke a key by its provider-side id.
+// RevokeRequest is a request to revoke a key by its provider-side id.
 type RevokeRequest struct {
 	KeyID    string
 	Settings keystore.Settings

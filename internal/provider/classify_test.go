@@ -44,7 +44,7 @@ func TestCheckPolicyRefusalsMisconfigured(t *testing.T) {
 }
 
 func TestDialRefusalMisconfigured(t *testing.T) {
-	refusal := refuse("connection to 10.0.0.7:443 refused: 10.0.0.7 is a private address, and keyturn never sends keys there")
+	refusal := reject("connection to 10.0.0.7:443 refused: 10.0.0.7 is a private address, and keyturn never sends keys there")
 	err := &url.Error{Op: "Get", URL: "https://relay.example.com/v1/models", Err: refusal}
 	c := call{method: "GET", url: "https://relay.example.com/v1/models"}
 

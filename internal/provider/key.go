@@ -77,7 +77,7 @@ func charProblem(r rune, size int) string {
 	return ""
 }
 
-// where describes the position of the size bytes at offset i in a key of
+// where returns a description of the position of the size bytes at offset i in a key of
 // n bytes.
 func where(i, size, n int) string {
 	switch {

@@ -34,11 +34,11 @@ type policyError struct {
 func (e *policyError) Error() string { return e.msg }
 func (e *policyError) Unwrap() error { return e.kind }
 
-func refuse(format string, args ...any) error {
+func reject(format string, args ...any) error {
 	return &policyError{kind: ErrNotAllowed, msg: fmt.Sprintf(format, args...)}
 }
 
-func refuseLoopback(format string, args ...any) error {
+func rejectLoopback(format string, args ...any) error {
 	return &policyError{kind: ErrLoopbackNotAllowed, msg: fmt.Sprintf(format, args...)}
 }
 
@@ -164,17 +164,17 @@ func normalizeHost(h string) string {
 func (p *Policy) Check(providerName, baseURL string) error {
 	builtin, ok := builtinHosts[providerName]
 	if !ok {
-		return refuse("unknown provider %q: use one of openai, anthropic, gemini, openrouter", providerName)
+		return reject("unknown provider %q: use one of openai, anthropic, gemini, openrouter", providerName)
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" || u.Opaque != "" {
-		return refuse("base URL %q is not an absolute URL: use https://HOST/PATH", RedactURL(baseURL))
+		return reject("base URL %q is not an absolute URL: use https://HOST/PATH", RedactURL(baseURL))
 	}
 	if u.User != nil {
-		return refuse("base URL %q carries credentials: remove the user info", RedactURL(baseURL))
+		return reject("base URL %q carries credentials: remove the user info", RedactURL(baseURL))
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return refuse("base URL %q: scheme %q is not allowed: use https", baseURL, u.Scheme)
+		return reject("base URL %q: scheme %q is not allowed: use https", baseURL, u.Scheme)
 	}
 	host := normalizeHost(u.Hostname())
 	if err := checkHostName(baseURL, host); err != nil {
@@ -184,10 +184,10 @@ func (p *Policy) Check(providerName, baseURL string) error {
 		return err
 	}
 	if host != builtin && !(providerName == relayProvider && slices.Contains(p.relayHosts, host)) {
-		return refuseHost(providerName, baseURL, host, builtin)
+		return rejectHost(providerName, baseURL, host, builtin)
 	}
 	if u.Scheme != "https" {
-		return refuse("base URL %q: plain http to %s would expose the key: use https", baseURL, host)
+		return reject("base URL %q: plain http to %s would expose the key: use https", baseURL, host)
 	}
 	return nil
 }
@@ -196,11 +196,11 @@ func (p *Policy) Check(providerName, baseURL string) error {
 // one: a numeric form other than dotted decimal, or a cloud metadata name.
 func checkHostName(baseURL, host string) error {
 	if isNumericForm(host) {
-		return refuse("base URL %q: host %s is a number that resolvers may read as an IPv4 address: "+
+		return reject("base URL %q: host %s is a number that resolvers may read as an IPv4 address: "+
 			"write an address as four decimal numbers (a.b.c.d), or use the provider's host name", baseURL, host)
 	}
 	if isMetadataName(host) {
-		return refuse("base URL %q: %s is a cloud metadata host name, and keyturn never sends keys there: use the provider's public host", baseURL, host)
+		return reject("base URL %q: %s is a cloud metadata host name, and keyturn never sends keys there: use the provider's public host", baseURL, host)
 	}
 	return nil
 }
@@ -216,16 +216,16 @@ func (p *Policy) checkAddress(baseURL, host string) (loopback bool, err error) {
 	case class == classLoopback && p.allowLoopback:
 		return true, nil
 	case class == classLoopback:
-		return false, refuseLoopback("base URL %q: %s is a loopback host, which this policy refuses: loopback is allowed only in tests and rotator dev", baseURL, host)
+		return false, rejectLoopback("base URL %q: %s is a loopback host, which this policy refuses: loopback is allowed only in tests and rotator dev", baseURL, host)
 	}
-	return false, refuse("base URL %q: %s is %s address, and keyturn never sends keys there: use the provider's public host", baseURL, host, article(class))
+	return false, reject("base URL %q: %s is %s address, and keyturn never sends keys there: use the provider's public host", baseURL, host, article(class))
 }
 
-func refuseHost(providerName, baseURL, host, builtin string) error {
+func rejectHost(providerName, baseURL, host, builtin string) error {
 	if providerName == relayProvider {
-		return refuse("base URL %q: host %s is not allowed for provider %s: use %s, or %s", baseURL, host, providerName, builtin, relayHint)
+		return reject("base URL %q: host %s is not allowed for provider %s: use %s, or %s", baseURL, host, providerName, builtin, relayHint)
 	}
-	return refuse("base URL %q: host %s is not allowed for provider %s: its only host is %s (relay hosts apply to provider %s only)", baseURL, host, providerName, builtin, relayProvider)
+	return reject("base URL %q: host %s is not allowed for provider %s: its only host is %s (relay hosts apply to provider %s only)", baseURL, host, providerName, builtin, relayProvider)
 }
 
 // RedactURL returns raw with any user info (user:password@) replaced by
@@ -270,10 +270,10 @@ const (
 	classShared      = "shared (carrier-grade NAT)"
 )
 
-// refusedPrefixes are the classes that netip.Addr has no method for. The
+// rejectedPrefixes are the classes that netip.Addr has no method for. The
 // metadata addresses come first: they also fall in the link-local and
 // private ranges, and naming them makes the refusal clearer.
-var refusedPrefixes = []struct {
+var rejectedPrefixes = []struct {
 	prefix netip.Prefix
 	class  string
 }{
@@ -305,7 +305,7 @@ func hostClass(host string) string {
 // IPv4 address there is not seen.
 func addrClass(a netip.Addr) string {
 	a = a.Unmap().WithZone("")
-	for _, r := range refusedPrefixes {
+	for _, r := range rejectedPrefixes {
 		if r.prefix.Contains(a) {
 			return r.class
 		}
@@ -331,20 +331,20 @@ func addrClass(a netip.Addr) string {
 func (p *Policy) controlDial(network, address string, _ syscall.RawConn) error {
 	host, _, err := net.SplitHostPort(address)
 	if err != nil {
-		return refuse("connection to %q refused: not an IP address and port", address)
+		return reject("connection to %q refused: not an IP address and port", address)
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return refuse("connection to %q refused: not an IP address", address)
+		return reject("connection to %q refused: not an IP address", address)
 	}
 	class := addrClass(a)
 	switch {
 	case class == "" || (class == classLoopback && p.allowLoopback):
 		return nil
 	case class == classLoopback:
-		return refuseLoopback("connection to %s refused: %s is a loopback address, which this policy refuses", address, a.Unmap())
+		return rejectLoopback("connection to %s refused: %s is a loopback address, which this policy refuses", address, a.Unmap())
 	}
-	return refuse("connection to %s refused: %s is %s address, and keyturn never sends keys there", address, a.Unmap(), article(class))
+	return reject("connection to %s refused: %s is %s address, and keyturn never sends keys there", address, a.Unmap(), article(class))
 }
 
 // RedirectError is returned (wrapped in a *url.Error) by the policy's
@@ -390,11 +390,11 @@ func (p *Policy) init() {
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
 		}
-		p.client = &http.Client{Transport: p.transport, CheckRedirect: refuseRedirect}
+		p.client = &http.Client{Transport: p.transport, CheckRedirect: rejectRedirect}
 	})
 }
 
-func refuseRedirect(req *http.Request, _ []*http.Request) error {
+func rejectRedirect(req *http.Request, _ []*http.Request) error {
 	e := &RedirectError{Host: req.URL.Hostname()}
 	if req.Response != nil {
 		e.Status = req.Response.StatusCode

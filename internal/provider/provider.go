@@ -18,8 +18,8 @@ type Class int
 const (
 	// Valid: the provider accepted the key (and it lists the required models).
 	Valid Class = iota
-	// Rejected: the provider says the key is bad, for good: a 401, Gemini's
-	// 400 API_KEY_INVALID, no credit, a required model missing.
+	// Rejected: the provider reports the key as bad for good, such as a 401,
+	// Gemini's 400 API_KEY_INVALID, no credit or a required model missing.
 	Rejected
 	// Transient: timeouts, rate limits, 5xx, an HTML page in place of JSON;
 	// the same check may pass later.
@@ -69,7 +69,7 @@ type Result struct {
 	Err error
 }
 
-// Request is what a check needs. Settings come from the secret being
+// Request is the input of one check. Settings come from the secret being
 // rotated or the version being checked.
 type Request struct {
 	Key      keystore.Secret

@@ -118,7 +118,7 @@ func storeKind(err error) error {
 	return ErrTransient
 }
 
-// rotationIncomplete reports whether a store's ErrInvalidRequest says that
+// rotationIncomplete reports whether a store's ErrInvalidRequest states that
 // a previous rotation isn't complete, in the words both stores use (those
 // of Secrets Manager's RotateSecret).
 func rotationIncomplete(err error) bool {

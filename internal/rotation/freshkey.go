@@ -36,7 +36,7 @@ func (c *call) checkPending(ctx context.Context, settings keystore.Settings, v k
 		checkWith = settings
 	}
 	res, err := c.check(ctx, v.APIKey, checkWith)
-	if err != nil || !c.refusedFresh(res, v) {
+	if err != nil || !c.rejectedFresh(res, v) {
 		return res, err
 	}
 	if _, minted, err := c.keySource(ctx, settings, v); err != nil || !minted {
@@ -56,7 +56,7 @@ func (c *call) checkPending(ctx context.Context, settings keystore.Settings, v k
 		}
 		res, _ = c.check(ctx, v.APIKey, checkWith)
 		attempts += res.Attempts
-		if !c.refusedFresh(res, v) {
+		if !c.rejectedFresh(res, v) {
 			break
 		}
 	}
@@ -64,9 +64,9 @@ func (c *call) checkPending(ctx context.Context, settings keystore.Settings, v k
 	return res, nil
 }
 
-// refusedFresh reports whether res is a 401 for a key created less than
+// rejectedFresh reports whether res is a 401 for a key created less than
 // freshKeyWindow ago.
-func (c *call) refusedFresh(res provider.Result, v keystore.Value) bool {
+func (c *call) rejectedFresh(res provider.Result, v keystore.Value) bool {
 	return res.Class == provider.Rejected && res.Status == http.StatusUnauthorized &&
 		!v.CreatedAt.IsZero() && c.e.now().Sub(v.CreatedAt) < freshKeyWindow
 }
