@@ -6,13 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 
 	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -52,11 +51,11 @@ func (f *storeFlags) registerHostPolicy(fs *flag.FlagSet) {
 }
 
 // storeKind is the backend a store URL selects.
-type storeKind int
+type storeKind = storeurl.Kind
 
 const (
-	storeFile storeKind = iota
-	storeAWS
+	storeFile = storeurl.File
+	storeAWS  = storeurl.AWS
 )
 
 // storeURL is a parsed --store value.
@@ -65,6 +64,10 @@ type storeURL struct {
 	kind   storeKind
 	dir    string // file store directory
 	region string // AWS region; "" is the SDK's default
+}
+
+func (u storeURL) shared() storeurl.URL {
+	return storeurl.URL{Raw: u.raw, Kind: u.kind, Dir: u.dir, Region: u.region}
 }
 
 // settings are the resolved store, identity and host policy of a command.
@@ -78,48 +81,15 @@ type settings struct {
 	loopback    bool
 }
 
-const acceptedStoreForms = "file:///ABSOLUTE/DIR, aws://REGION (such as aws://us-east-1) or aws:// (the AWS SDK's default region)"
+const acceptedStoreForms = storeurl.AcceptedForms
 
-var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-
-// parseStoreURL reads a store URL. A file URL must carry an absolute path
-// and no host. Relative directories are rejected, because a service manager
-// may start the rotator in another working directory.
+// parseStoreURL reads a store URL with storeurl.Parse.
 func parseStoreURL(raw string) (storeURL, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: use %s", raw, acceptedStoreForms)
+	u, err := storeurl.Parse(raw)
+	if err != nil {
+		return storeURL{}, err
 	}
-	switch u.Scheme {
-	case "file":
-		return parseFileURL(raw, u)
-	case "aws":
-		return parseAWSURL(raw, u)
-	}
-	return storeURL{}, fmt.Errorf("invalid store URL %q: unknown scheme %q: use %s", raw, u.Scheme, acceptedStoreForms)
-}
-
-func parseFileURL(raw string, u *url.URL) (storeURL, error) {
-	if u.Host != "" {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: file URLs take no host (%q): use file:///ABSOLUTE/DIR with three slashes", raw, u.Host)
-	}
-	if u.Opaque != "" || !filepath.IsAbs(u.Path) {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: the directory must be an absolute path, such as file:///var/lib/keyturn/store or file://$PWD/store", raw)
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: a file URL takes only a path: use %s", raw, acceptedStoreForms)
-	}
-	return storeURL{raw: raw, kind: storeFile, dir: filepath.Clean(u.Path)}, nil
-}
-
-func parseAWSURL(raw string, u *url.URL) (storeURL, error) {
-	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: an aws URL names only a region: use %s", raw, acceptedStoreForms)
-	}
-	if u.Host != "" && !regionPattern.MatchString(u.Host) {
-		return storeURL{}, fmt.Errorf("invalid store URL %q: %q is not an AWS region name such as us-east-1", raw, u.Host)
-	}
-	return storeURL{raw: raw, kind: storeAWS, region: u.Host}, nil
+	return storeURL{raw: u.Raw, kind: u.Kind, dir: u.Dir, region: u.Region}, nil
 }
 
 // resolve applies the precedence flag > environment > config file > default
@@ -281,19 +251,17 @@ func (s settings) policy() *provider.Policy {
 // existing secrets pass false, so a mistyped store URL is an error rather
 // than a new, empty store. The caller closes the store.
 func (a *app) openStore(ctx context.Context, s settings, create bool) (keystore.Store, func(), error) {
-	if s.store.kind == storeAWS {
-		st, err := a.openAWSStore(ctx, s.store.region)
-		if err != nil {
-			return nil, nil, withCode(exitError, fmt.Errorf("open store %s: %w", s.store.raw, err)).
-				withHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
-		}
-		return st, func() {}, nil
-	}
-	fst, err := keystore.OpenFile(keystore.FileOptions{Dir: s.store.dir, IdentityPath: s.identity, Create: create})
-	if err != nil {
+	st, closeStore, err := storeurl.Open(ctx, s.store.shared(), storeurl.OpenOptions{
+		Identity: s.identity, Create: create, OpenAWS: a.openAWS,
+	})
+	switch {
+	case err != nil && s.store.kind == storeAWS:
+		return nil, nil, withCode(exitError, fmt.Errorf("open store %s: %w", s.store.raw, err)).
+			withHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
+	case err != nil:
 		return nil, nil, fileStoreError(s, err)
 	}
-	return fst, func() { _ = fst.Close() }, nil
+	return st, closeStore, nil
 }
 
 // fileStoreError words a file store that cannot be opened, naming where its
@@ -334,11 +302,4 @@ func fixStoreHint(s settings) string {
 		return "name the store with --store file:///ABSOLUTE/DIR or KEYTURN_STORE"
 	}
 	return "check " + s.storeSource
-}
-
-func (a *app) openAWSStore(ctx context.Context, region string) (keystore.Store, error) {
-	if a.openAWS != nil {
-		return a.openAWS(ctx, region)
-	}
-	return keystore.OpenAWS(ctx, region)
 }
