@@ -1,0 +1,309 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Default read-cache settings.
+const (
+	// DefaultRefreshInterval is how long a fetched value counts as fresh.
+	DefaultRefreshInterval = 5 * time.Minute
+	// DefaultRefreshJitter is the largest fraction of the refresh interval
+	// by which a background refresh starts early, so that many routers
+	// started together do not read the store together.
+	DefaultRefreshJitter = 0.1
+	// DefaultMaxStale is how long after the last successful fetch a value
+	// keeps serving while every refresh fails.
+	DefaultMaxStale = time.Hour
+	// DefaultFetchTimeout bounds one background fetch.
+	DefaultFetchTimeout = 10 * time.Second
+)
+
+// CacheOptions configures a Cache. The zero value uses the defaults.
+type CacheOptions struct {
+	// RefreshInterval is the soft expiry: how long a fetched value is
+	// fresh. Zero means DefaultRefreshInterval.
+	RefreshInterval time.Duration
+	// Jitter is the largest fraction of RefreshInterval by which the
+	// background refresh starts before the soft expiry, in [0, 1). Zero
+	// means DefaultRefreshJitter; a negative value means none.
+	Jitter float64
+	// MaxStale is how long after the last successful fetch the last good
+	// value serves while the store fails; past it, reads fail. Zero means
+	// DefaultMaxStale. It must not be shorter than RefreshInterval.
+	MaxStale time.Duration
+	// FetchTimeout bounds a fetch that no caller's context bounds, such as
+	// a background refresh. Zero means DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// SyncPastExpiry makes the first read after the soft expiry refresh
+	// synchronously, bounded by its context, instead of in the background.
+	// Set it in AWS Lambda, where a frozen process runs nothing in the
+	// background, so the first request after a thaw sees a fresh value.
+	SyncPastExpiry bool
+	// Logger receives refresh failures and recoveries; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now. For tests.
+	Now func() time.Time
+}
+
+// Keys is what the cache holds for one secret: its AWSCURRENT version and,
+// if it has one, its AWSPREVIOUS version, read in one fetch. Keys values are
+// shared between readers and must not be modified.
+type Keys struct {
+	Current Version
+	// Previous is the zero Version when the secret has no AWSPREVIOUS.
+	Previous Version
+	// Fetched is when the store returned these versions.
+	Fetched time.Time
+}
+
+// CacheStatus describes one cached secret, for logs and metrics.
+type CacheStatus struct {
+	SecretID        string
+	CurrentVersion  string
+	PreviousVersion string
+	// Fetched is the time of the last successful fetch.
+	Fetched time.Time
+	// Age is how long ago Fetched was.
+	Age time.Duration
+	// Stale reports whether the value is past its soft expiry because
+	// refreshes failed.
+	Stale bool
+	// LastError is the error of the last failed fetch since the last
+	// successful one, or nil.
+	LastError error
+	// Refreshes and Failures count fetches that succeeded and failed.
+	Refreshes, Failures uint64
+}
+
+// Cache reads secrets through a Store and keeps their current and previous
+// versions in memory. It is what the router calls on every upstream
+// request, so a hit takes no lock and allocates nothing, and no reader waits
+// on the store while a usable value exists. Use NewCache; a Cache is safe
+// for concurrent use.
+//
+// Each secret's state is an immutable snapshot behind an atomic pointer, in
+// a map that is copied on write. A hit loads the map, the entry's read mode
+// and the snapshot, and returns the snapshot's Keys. On the real clock it
+// reads no clock, which costs more than the rest of a hit: a timer changes
+// the read mode when the snapshot reaches its refresh point or MaxStale. Every fetch runs in a goroutine of
+// the cache under FetchTimeout, one at a time per secret, and publishes a
+// new snapshot; callers that need its result wait for it bounded by their
+// own context, so a caller that gives up cancels nobody else's fetch.
+type Cache struct {
+	store Store
+	opts  CacheOptions
+	log   *slog.Logger
+	now   func() time.Time
+	// timerClock lets a read trust the entry's read mode without reading
+	// the clock. It is off with a caller's Now, which timers do not follow, and
+	// with SyncPastExpiry, because a frozen process runs no timer.
+	timerClock bool
+
+	// entries maps secret ids to their state. Writers copy the map under
+	// mu, so readers load it without a lock.
+	entries atomic.Pointer[map[string]*cacheEntry]
+
+	// mu guards writes to entries and orders wg.Add against Close.
+	mu     sync.Mutex
+	closed atomic.Bool
+	// base is the parent context of every fetch; Close cancels it.
+	base   context.Context
+	cancel context.CancelFunc
+	// wg counts the fetch goroutines, so Close can wait for them.
+	wg sync.WaitGroup
+}
+
+// NewCache returns a cache over store. Close it to stop its background
+// refreshes.
+func NewCache(store Store, opts CacheOptions) (*Cache, error) {
+	if store == nil {
+		return nil, errors.New("keystore cache: the store is nil: pass the Store to read secrets from")
+	}
+	customClock := opts.Now != nil
+	opts, err := normalizeCacheOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{store: store, opts: opts, log: opts.Logger, now: opts.Now,
+		timerClock: !customClock && !opts.SyncPastExpiry}
+	c.base, c.cancel = context.WithCancel(context.Background())
+	c.entries.Store(&map[string]*cacheEntry{})
+	return c, nil
+}
+
+// Get returns the cached keys of secretID. The first read of a secret
+// fetches it, bounded by ctx, and concurrent first reads share one fetch.
+// Past MaxStale without a successful fetch, Get fails with an *Error that
+// matches ErrUnavailable and wraps the last fetch error.
+//
+// A read past the refresh point returns the cached keys and starts a
+// background fetch, unless SyncPastExpiry is set and the keys are past
+// their soft expiry: that read waits for the fetch, and serves the cached
+// keys if it fails.
+func (c *Cache) Get(ctx context.Context, secretID string) (Keys, error) {
+	if e := (*c.entries.Load())[secretID]; e != nil {
+		switch e.mode.Load() {
+		case readHit:
+			s := e.snap.Load()
+			if c.timerClock || c.now().Before(s.slowAt) {
+				return s.keys, nil
+			}
+		case readRefreshing:
+			if c.timerClock && e.fetching.Load() {
+				return e.snap.Load().keys, nil
+			}
+		}
+	}
+	return c.getSlow(ctx, secretID)
+}
+
+// getSlow serves every read that is not a plain hit: the first read, a
+// read past the refresh point, and a read without a usable value.
+func (c *Cache) getSlow(ctx context.Context, secretID string) (Keys, error) {
+	if secretID == "" {
+		return Keys{}, errEmptySecretID()
+	}
+	e := c.entry(secretID)
+	s := e.snap.Load()
+	now := c.now()
+
+	switch {
+	case s == nil || s.keys.Fetched.IsZero():
+		return c.getFirst(ctx, e, s, now)
+	case !now.Before(s.deadline):
+		return c.getPastMaxStale(ctx, e, s, now)
+	case (c.opts.SyncPastExpiry || c.closed.Load()) && !now.Before(s.expiry):
+		return c.getSync(ctx, e, s)
+	default:
+		c.refreshIfDue(e)
+		return s.keys, nil
+	}
+}
+
+// getFirst serves a secret that has never been fetched. After a failed
+// fetch it returns that error at once until the retry time, so callers of
+// a missing secret do not each wait on the store.
+func (c *Cache) getFirst(ctx context.Context, e *cacheEntry, s *cacheSnapshot, now time.Time) (Keys, error) {
+	if s != nil && s.err != nil && now.Before(s.next) {
+		return Keys{}, s.err
+	}
+	return c.await(ctx, e, false)
+}
+
+// getPastMaxStale serves a secret whose last good value is too old to use:
+// it fetches once the retry time has come and fails otherwise.
+func (c *Cache) getPastMaxStale(ctx context.Context, e *cacheEntry, s *cacheSnapshot, now time.Time) (Keys, error) {
+	if now.Before(s.next) {
+		return Keys{}, c.errTooStale(e.id, s, now, s.err)
+	}
+	keys, err := c.await(ctx, e, false)
+	if err != nil {
+		return Keys{}, c.errTooStale(e.id, s, c.now(), err)
+	}
+	return keys, nil
+}
+
+// getSync refreshes synchronously, for SyncPastExpiry: a thawed Lambda has
+// run no background refresh while it was frozen. A failed fetch is logged
+// when it lands, and the last good value, still within MaxStale, serves.
+func (c *Cache) getSync(ctx context.Context, e *cacheEntry, s *cacheSnapshot) (Keys, error) {
+	keys, err := c.await(ctx, e, false)
+	if err == nil {
+		return keys, nil
+	}
+	if now := c.now(); !now.Before(s.deadline) {
+		return Keys{}, c.errTooStale(e.id, s, now, err)
+	}
+	return s.keys, nil
+}
+
+// Refresh fetches secretID from the store now, bypassing every cache layer,
+// and returns the result; it also replaces the cached value. Concurrent
+// calls for one secret share one fetch. ctx bounds the caller's wait. A
+// failed Refresh leaves the cached value in place.
+//
+// The fetch that Refresh returns always started after Refresh was called:
+// if a fetch is already in flight, Refresh waits for the next one, which
+// starts when the current one ends and which every Refresh call arriving
+// meanwhile shares. So after an upstream 401 the router gets versions read
+// after the 401, not the result of a fetch that may have read the store
+// just before a rotation.
+func (c *Cache) Refresh(ctx context.Context, secretID string) (Keys, error) {
+	if secretID == "" {
+		return Keys{}, errEmptySecretID()
+	}
+	return c.await(ctx, c.entry(secretID), true)
+}
+
+// Status returns the state of secretID, and false if the cache has never
+// read it.
+func (c *Cache) Status(secretID string) (CacheStatus, bool) {
+	e := (*c.entries.Load())[secretID]
+	if e == nil {
+		return CacheStatus{}, false
+	}
+	st := CacheStatus{SecretID: secretID}
+	s := e.snap.Load()
+	if s == nil {
+		return st, true
+	}
+	st.LastError = s.err
+	st.Refreshes, st.Failures = s.refreshes, s.failures
+	if s.keys.Fetched.IsZero() {
+		return st, true
+	}
+	now := c.now()
+	st.CurrentVersion = s.keys.Current.VersionID
+	st.PreviousVersion = s.keys.Previous.VersionID
+	st.Fetched = s.keys.Fetched
+	st.Age = now.Sub(s.keys.Fetched)
+	st.Stale = s.err != nil && !now.Before(s.expiry)
+	return st, true
+}
+
+// Close stops background refreshes. Reads after Close still serve cached
+// values and fetch synchronously. Close cancels the fetches in flight and
+// waits for their goroutines to end; callers waiting on them get an error.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed.Store(true)
+	c.cancel()
+	c.mu.Unlock()
+
+	for _, e := range *c.entries.Load() {
+		e.mu.Lock()
+		if e.timer != nil {
+			e.timer.Stop()
+		}
+		// With no timer left to change it, every read checks the time.
+		e.mode.Store(readCheck)
+		e.mu.Unlock()
+	}
+	c.wg.Wait()
+}
+
+// entry returns the state of secretID, adding it if it is new.
+func (c *Cache) entry(secretID string) *cacheEntry {
+	if e := (*c.entries.Load())[secretID]; e != nil {
+		return e
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := *c.entries.Load()
+	if e := old[secretID]; e != nil {
+		return e
+	}
+	m := make(map[string]*cacheEntry, len(old)+1)
+	maps.Copy(m, old)
+	e := &cacheEntry{id: secretID}
+	m[secretID] = e
+	c.entries.Store(&m)
+	return e
+}
