@@ -85,7 +85,7 @@ func (p *Provider) anthropicAuthed(h keyedHandler) http.HandlerFunc {
 			writeAnthropicError(w, http.StatusUnauthorized, "authentication_error", "x-api-key header is required")
 			return
 		}
-		k, ok := p.lookup(key)
+		k, ok := p.authenticate(r, key)
 		if !ok || k.kind != inferenceKey {
 			writeAnthropicError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
 			return

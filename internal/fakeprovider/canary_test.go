@@ -108,6 +108,14 @@ func callEverything(t *testing.T, url, key, hash string) []response {
 		{"PATCH", "/openrouter/api/v1/keys/" + hash, `{"name":"renamed"}`, bearer},
 		{"POST", "/openrouter/api/v1/chat/completions", chat, bearer},
 		{"GET", "/openrouter/api/v1/nowhere", "", bearer},
+		{"POST", "/openai/v1/responses", `{"model":"gpt-4o","input":"x","stream":true}`, bearer},
+		{"POST", "/openai/v1/responses", `{"model":"gpt-99","input":"x"}`, bearer},
+		{"POST", "/openrouter/api/v1/responses", `{"model":"gpt-4o","input":"x"}`, bearer},
+		{"POST", "/openrouter/api/v1/embeddings", `{"model":"text-embedding-3-small","input":"x"}`, bearer},
+		{"POST", "/gemini/v1beta/openai/chat/completions", chat, bearer},
+		{"POST", "/gemini/v1beta/openai/embeddings", `{"model":"text-embedding-004","input":"x"}`, bearer},
+		{"POST", "/anthropic/v1/chat/completions", chat, bearer},
+		{"POST", "/anthropic/v1/chat/completions", chat, anthropic},
 	}
 	var out []response
 	for _, req := range requests {

@@ -89,48 +89,67 @@ func (c *chatRequest) maxTokens() int {
 	return 0
 }
 
-// completion is a deterministic reply: the last user message echoed,
-// one token a word.
+// promptMessage is one message of a prompt, reduced to its role and text.
+type promptMessage struct {
+	role, text string
+}
+
+// prompt returns the request's messages as prompt messages.
+func (c *chatRequest) prompt() []promptMessage {
+	var out []promptMessage
+	for _, m := range c.Messages {
+		out = append(out, promptMessage{m.Role, m.text()})
+	}
+	return out
+}
+
+// completion is a deterministic reply: the Reply set with SetReply, or the
+// last user message echoed, one piece a word.
 type completion struct {
 	id           string
 	created      int64
 	model        string
-	tokens       []string
-	finish       string
+	pieces       []string // the streamed deltas; joined, they are the text
+	finish       string   // "stop", or "length" when the limit cut the pieces
 	promptTokens int
 }
 
-func (p *Provider) complete(req *chatRequest) completion {
+// complete builds the completion of prompt for model. A limit above 0 keeps
+// at most that many pieces.
+func (p *Provider) complete(model, idPrefix string, prompt []promptMessage, limit int) completion {
 	c := completion{
-		id:      p.nextID("chatcmpl-fake"),
+		id:      p.nextID(idPrefix),
 		created: p.now().Unix(),
-		model:   req.Model,
+		model:   model,
 		finish:  "stop",
 	}
 	last := ""
-	for _, m := range req.Messages {
-		text := m.text()
-		c.promptTokens += len(strings.Fields(text)) + 1
-		if m.Role == "user" {
-			last = text
+	for _, m := range prompt {
+		c.promptTokens += len(strings.Fields(m.text)) + 1
+		if m.role == "user" {
+			last = m.text
 		}
 	}
-	reply := "Hello from the keyturn stand-in provider."
-	if strings.TrimSpace(last) != "" {
-		reply = "echo: " + last
-	}
-	c.tokens = strings.Fields(reply)
-	if limit := req.maxTokens(); limit > 0 && limit < len(c.tokens) {
-		c.tokens, c.finish = c.tokens[:limit], "length"
+	c.pieces = p.currentReply().pieces(last)
+	if limit > 0 && limit < len(c.pieces) {
+		c.pieces, c.finish = c.pieces[:limit], "length"
 	}
 	return c
+}
+
+func (c completion) text() string { return strings.Join(c.pieces, "") }
+
+// completionTokens counts one token a word of the text, and at least one
+// when there is any piece, such as a Content without spaces.
+func (c completion) completionTokens() int {
+	return max(len(strings.Fields(c.text())), min(len(c.pieces), 1))
 }
 
 func (c completion) usage() map[string]int {
 	return map[string]int{
 		"prompt_tokens":     c.promptTokens,
-		"completion_tokens": len(c.tokens),
-		"total_tokens":      c.promptTokens + len(c.tokens),
+		"completion_tokens": c.completionTokens(),
+		"total_tokens":      c.promptTokens + c.completionTokens(),
 	}
 }
 
@@ -145,7 +164,7 @@ func (c completion) body() map[string]any {
 			"index": 0,
 			"message": map[string]any{
 				"role":    "assistant",
-				"content": strings.Join(c.tokens, " "),
+				"content": c.text(),
 				"refusal": nil,
 			},
 			"logprobs":      nil,
@@ -178,15 +197,13 @@ func (c completion) chunk(delta map[string]any, finish any, withUsage bool) map[
 	return ch
 }
 
-// stream sends c as server-sent events: a role chunk, one chunk a token, a
-// finish chunk, a usage-only chunk when withUsage, then [DONE].
+// stream sends c as server-sent events: a role chunk, one chunk a piece, a
+// finish chunk, a usage-only chunk with "choices": [] when withUsage, then
+// [DONE].
 func (c completion) stream(es *eventStream, withUsage bool) {
 	es.sendJSON(c.chunk(map[string]any{"role": "assistant", "content": "", "refusal": nil}, nil, withUsage))
-	for i, token := range c.tokens {
-		if i > 0 {
-			token = " " + token
-		}
-		es.sendJSON(c.chunk(map[string]any{"content": token}, nil, withUsage))
+	for _, piece := range c.pieces {
+		es.sendJSON(c.chunk(map[string]any{"content": piece}, nil, withUsage))
 	}
 	es.sendJSON(c.chunk(map[string]any{}, c.finish, withUsage))
 	if withUsage {
@@ -195,47 +212,18 @@ func (c completion) stream(es *eventStream, withUsage bool) {
 		final["usage"] = c.usage()
 		es.sendJSON(final)
 	}
-	es.send("[DONE]")
+	es.send("", "[DONE]")
 }
 
-// eventStream writes server-sent events, flushing each one, and cuts the
-// connection where the request's fault sets.
-type eventStream struct {
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	cut  int
-	sent int
-}
-
-func startEventStream(w http.ResponseWriter, r *http.Request) *eventStream {
-	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	return &eventStream{w: w, rc: http.NewResponseController(w), cut: cutAfter(r.Context())}
-}
-
-// comment writes an SSE comment line, which clients must skip. It does not
-// count as an event.
-func (es *eventStream) comment(text string) {
-	_, _ = fmt.Fprintf(es.w, ": %s\n\n", text)
-	_ = es.rc.Flush()
-}
-
-func (es *eventStream) sendJSON(v any) {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic("fakeprovider: encoding an event: " + err.Error())
+// sendChat sends the reply to a valid chat request in OpenAI's manner: the
+// completion, or a stream that ends with a usage-only chunk when
+// stream_options.include_usage asks for one.
+func (p *Provider) sendChat(w http.ResponseWriter, r *http.Request, req *chatRequest, idPrefix string) {
+	c := p.complete(req.Model, idPrefix, req.prompt(), req.maxTokens())
+	if !req.Stream {
+		writeJSON(w, http.StatusOK, c.body())
+		return
 	}
-	es.send(string(data))
-}
-
-// send writes one "data:" event. Past the fault's limit it aborts the
-// handler, which makes net/http drop the connection mid-body.
-func (es *eventStream) send(data string) {
-	if es.cut > 0 && es.sent >= es.cut {
-		panic(http.ErrAbortHandler)
-	}
-	_, _ = fmt.Fprintf(es.w, "data: %s\n\n", data)
-	_ = es.rc.Flush()
-	es.sent++
+	withUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	c.stream(p.startEventStream(w, r), withUsage)
 }

@@ -1,11 +1,17 @@
 // Package fakeprovider is a stand-in AI provider for tests and `rotator dev`.
 // One HTTP server speaks four providers' shapes, each under its own prefix:
 //
-//	/openai/v1          OpenAI: GET /models, POST /chat/completions, POST /embeddings
-//	/anthropic/v1       Anthropic: GET /models (paged with after_id, before_id, limit)
-//	/gemini/v1beta      Gemini: GET /models (paged with pageSize, pageToken)
+//	/openai/v1          OpenAI: GET /models, POST /chat/completions,
+//	                    POST /responses, POST /embeddings
+//	/anthropic/v1       Anthropic: GET /models (paged with after_id, before_id,
+//	                    limit), and POST /chat/completions, its OpenAI SDK
+//	                    compatibility endpoint
+//	/gemini/v1beta      Gemini: GET /models (paged with pageSize, pageToken),
+//	                    and its OpenAI-compatible POST /openai/chat/completions
+//	                    and POST /openai/embeddings
 //	/openrouter/api/v1  OpenRouter: GET /key, the /keys management API,
-//	                    POST /chat/completions, GET /models
+//	                    POST /chat/completions, POST /responses,
+//	                    POST /embeddings, GET /models
 //
 // Each shape checks its provider's own credential header and sends its
 // provider's error bodies, so an adapter tested here meets the same status
@@ -16,10 +22,14 @@
 //
 // Keys are kept as SHA-256 digests. No response, log line or panic carries a
 // key, except the one response to POST /keys that returns a new key, as
-// OpenRouter's does.
+// OpenRouter's does. Requests records each request with its headers (the
+// credentials redacted), its body and the key it presented as a
+// keystore.Secret.
 //
 // Faults (SetFault) replace or delay responses, hang until the client gives
 // up, or cut an event stream, to test timeouts, retries and error classes.
+// SetReply sets the completion text, how many events it streams in, and
+// their pace, down to one event at a time under the test's control.
 package fakeprovider
 
 import (
@@ -30,6 +40,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keyturn/keyturn/keystore"
 )
 
 // Options configure a Provider. The zero value is ready to use.
@@ -74,6 +86,8 @@ type Provider struct {
 	minted   []*mintedKey // in minting order
 	faults   []*faultRule
 	requests []RequestRecord
+	recorded chan struct{} // closed and replaced at each new record
+	reply    Reply
 	inFlight int
 	serial   int // numbers response ids
 }
@@ -87,6 +101,7 @@ func New(opts Options) *Provider {
 		warmup:    opts.MintedKeyWarmup,
 		closed:    make(chan struct{}),
 		keys:      make(map[digest]*keyState),
+		recorded:  make(chan struct{}),
 		models:    cloneOrDefault(opts.Models),
 	}
 	if p.log == nil {
@@ -251,19 +266,20 @@ func (p *Provider) nextID(prefix string) string {
 // ServeHTTP serves every shape. It records each request, applies the first
 // fault whose pattern matches, and then routes to the shape's handler.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := p.now()
 	rec := &statusRecorder{ResponseWriter: w}
-	record := RequestRecord{
-		Time:   start,
-		Method: r.Method,
-		Path:   r.URL.Path,
-		Auth:   credentialNames(r),
-	}
+	record := newRecord(r, p.now())
+	note := &requestNote{}
+	r = r.WithContext(withNote(r.Context(), note))
 	p.mu.Lock()
 	p.inFlight++
 	p.mu.Unlock()
 	defer func() {
 		record.Status = rec.status()
+		if note.key != "" {
+			record.Key, record.KeyKnown = keystore.NewSecret(note.key), note.known
+		}
+		record.Events = note.events
+		record.Canceled = note.clientGone(r.Context())
 		p.finish(record)
 	}()
 
@@ -278,11 +294,13 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mux.ServeHTTP(rec, r)
 }
 
-// finish stores and logs one request.
+// finish stores and logs one request, and wakes WaitRequests.
 func (p *Provider) finish(rec RequestRecord) {
 	p.mu.Lock()
 	p.requests = append(p.requests, rec)
 	p.inFlight--
+	close(p.recorded)
+	p.recorded = make(chan struct{})
 	p.mu.Unlock()
 	p.log.Debug("fakeprovider request",
 		"method", rec.Method, "path", rec.Path, "status", rec.Status,

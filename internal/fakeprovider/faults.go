@@ -152,16 +152,7 @@ func (p *Provider) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) 
 
 // sleep waits for d and reports whether it waited that long.
 func (p *Provider) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-p.closed:
-		return false
-	}
+	return sleepUntil(ctx, p.closed, d)
 }
 
 func writeFaultResponse(w http.ResponseWriter, r *http.Request, f *Fault) {

@@ -93,7 +93,7 @@ func (p *Provider) geminiAuthed(h keyedHandler) http.HandlerFunc {
 			writeGeminiError(w, http.StatusForbidden, "PERMISSION_DENIED", msgGeminiUnregistered, nil)
 			return
 		}
-		k, ok := p.lookup(key)
+		k, ok := p.authenticate(r, key)
 		if !ok || k.kind != inferenceKey {
 			writeJSON(w, http.StatusBadRequest, geminiKeyInvalid())
 			return

@@ -18,6 +18,7 @@ func (p *Provider) openaiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+OpenAIPrefix+"/models/{model...}", p.openaiAuthed(p.openaiGetModel))
 	mux.HandleFunc("POST "+OpenAIPrefix+"/chat/completions", p.openaiAuthed(p.openaiChat))
 	mux.HandleFunc("POST "+OpenAIPrefix+"/embeddings", p.openaiAuthed(p.openaiEmbeddings))
+	mux.HandleFunc("POST "+OpenAIPrefix+"/responses", p.openaiAuthed(p.openaiResponses))
 	mux.HandleFunc("/openai/", func(w http.ResponseWriter, r *http.Request) {
 		msg := fmt.Sprintf("Invalid URL (%s %s)", r.Method, strings.TrimPrefix(r.URL.Path, "/openai"))
 		writeOpenAIError(w, http.StatusNotFound, "invalid_request_error", nil, msg, nil)
@@ -81,7 +82,7 @@ func (p *Provider) openaiAuthed(h keyedHandler) http.HandlerFunc {
 					"Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).", nil)
 			return
 		}
-		k, ok := p.lookup(token)
+		k, ok := p.authenticate(r, token)
 		if !ok || k.kind != inferenceKey {
 			writeOpenAIError(w, http.StatusUnauthorized, "invalid_request_error", "invalid_api_key", msgIncorrectKey, nil)
 			return
@@ -147,13 +148,7 @@ func (p *Provider) openaiChat(w http.ResponseWriter, r *http.Request, k keyState
 		return
 	}
 
-	c := p.complete(&req)
-	if !req.Stream {
-		writeJSON(w, http.StatusOK, c.body())
-		return
-	}
-	withUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	c.stream(startEventStream(w, r), withUsage)
+	p.sendChat(w, r, &req, "chatcmpl-fake")
 }
 
 type embeddingRequest struct {
@@ -222,9 +217,15 @@ func embeddingsBody(req *embeddingRequest, inputs []string) map[string]any {
 	}
 }
 
+// defaultDimensions returns the size of model's vectors when the request
+// sets none: OpenAI's 1536 and 3072 for its large model, Gemini's 3072 for
+// gemini-embedding and 768 for its older models.
 func defaultDimensions(model string) int {
-	if strings.Contains(model, "large") {
+	switch {
+	case strings.Contains(model, "gemini-embedding"), strings.Contains(model, "large"):
 		return 3072
+	case strings.Contains(model, "text-embedding-004"), strings.Contains(model, "embedding-001"):
+		return 768
 	}
 	return 1536
 }

@@ -15,6 +15,8 @@ func (p *Provider) openrouterRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+pre+"/key", p.openrouterCurrentKey)
 	mux.HandleFunc("GET "+pre+"/models", p.openrouterModels)
 	mux.HandleFunc("POST "+pre+"/chat/completions", p.openrouterChat)
+	mux.HandleFunc("POST "+pre+"/responses", p.openrouterInference(p.openrouterResponses))
+	mux.HandleFunc("POST "+pre+"/embeddings", p.openrouterInference(p.openrouterEmbeddings))
 	mux.HandleFunc("GET "+pre+"/keys", p.managed(p.openrouterListKeys))
 	mux.HandleFunc("POST "+pre+"/keys", p.managed(p.openrouterCreateKey))
 	mux.HandleFunc("POST "+pre+"/keys/{$}", p.managed(p.openrouterCreateKey))
@@ -62,7 +64,7 @@ func (p *Provider) openrouterAuth(w http.ResponseWriter, r *http.Request) (keySt
 		writeOpenRouterError(w, http.StatusUnauthorized, "No auth credentials found")
 		return keyState{}, false
 	}
-	k, ok := p.lookup(token)
+	k, ok := p.authenticate(r, token)
 	if !ok {
 		writeOpenRouterError(w, http.StatusUnauthorized, "User not found.")
 		return keyState{}, false
@@ -117,22 +119,32 @@ func (p *Provider) openrouterModels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
+// openrouterInference checks the bearer key as OpenRouter's inference
+// endpoints do before calling h: a management key is a 403 and a key
+// without credit a 402.
+func (p *Provider) openrouterInference(h keyedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k, ok := p.openrouterAuth(w, r)
+		switch {
+		case !ok:
+		case k.kind == managementKey:
+			writeOpenRouterError(w, http.StatusForbidden, "Management keys cannot be used for completions.")
+		case k.exhausted:
+			writeOpenRouterError(w, http.StatusPaymentRequired, msgOpenRouterCredit)
+		default:
+			h(w, r, k)
+		}
+	}
+}
+
 // openrouterChat serves an OpenAI-compatible chat completion in
 // OpenRouter's manner: its error bodies, a processing comment first, and
 // usage at the end of every stream whether the client asked or not.
 func (p *Provider) openrouterChat(w http.ResponseWriter, r *http.Request) {
-	k, ok := p.openrouterAuth(w, r)
-	if !ok {
-		return
-	}
-	switch {
-	case k.kind == managementKey:
-		writeOpenRouterError(w, http.StatusForbidden, "Management keys cannot be used for completions.")
-		return
-	case k.exhausted:
-		writeOpenRouterError(w, http.StatusPaymentRequired, msgOpenRouterCredit)
-		return
-	}
+	p.openrouterInference(p.openrouterChatAuthed)(w, r)
+}
+
+func (p *Provider) openrouterChatAuthed(w http.ResponseWriter, r *http.Request, k keyState) {
 	var req chatRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		writeOpenRouterError(w, http.StatusBadRequest, "The request body is not valid JSON.")
@@ -142,19 +154,63 @@ func (p *Provider) openrouterChat(w http.ResponseWriter, r *http.Request) {
 		writeOpenRouterError(w, http.StatusBadRequest, bad.msg)
 		return
 	}
-	if !slices.Contains(p.modelsFor(k), req.Model) {
-		writeOpenRouterError(w, http.StatusBadRequest, req.Model+" is not a valid model ID")
+	if !p.openrouterModelOK(w, k, req.Model) {
 		return
 	}
 
-	c := p.complete(&req)
+	c := p.complete(req.Model, "gen-fake", req.prompt(), req.maxTokens())
 	if !req.Stream {
 		writeJSON(w, http.StatusOK, c.body())
 		return
 	}
-	es := startEventStream(w, r)
+	es := p.startEventStream(w, r)
 	es.comment("OPENROUTER PROCESSING")
 	c.stream(es, true)
+}
+
+// openrouterModelOK reports whether k may use model, or sends OpenRouter's
+// 400.
+func (p *Provider) openrouterModelOK(w http.ResponseWriter, k keyState, model string) bool {
+	if slices.Contains(p.modelsFor(k), model) {
+		return true
+	}
+	writeOpenRouterError(w, http.StatusBadRequest, model+" is not a valid model ID")
+	return false
+}
+
+// openrouterResponses serves OpenRouter's OpenAI-compatible Responses API,
+// with OpenRouter's error bodies.
+func (p *Provider) openrouterResponses(w http.ResponseWriter, r *http.Request, k keyState) {
+	var q responsesRequest
+	if err := decodeBody(w, r, &q); err != nil {
+		writeOpenRouterError(w, http.StatusBadRequest, "The request body is not valid JSON.")
+		return
+	}
+	if bad := q.problem(); bad != nil {
+		writeOpenRouterError(w, http.StatusBadRequest, bad.msg)
+		return
+	}
+	if p.openrouterModelOK(w, k, q.Model) {
+		p.sendResponse(w, r, &q)
+	}
+}
+
+// openrouterEmbeddings serves embeddings in OpenAI's shape, with
+// OpenRouter's error bodies.
+func (p *Provider) openrouterEmbeddings(w http.ResponseWriter, r *http.Request, k keyState) {
+	var req embeddingRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeOpenRouterError(w, http.StatusBadRequest, "The request body is not valid JSON.")
+		return
+	}
+	inputs, err := req.inputs()
+	if err != nil {
+		writeOpenRouterError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if p.openrouterModelOK(w, k, req.Model) {
+		writeJSON(w, http.StatusOK, embeddingsBody(&req, inputs))
+	}
 }
 
 // mintedKey is a key created through POST /keys. Its fields are guarded by

@@ -15,6 +15,7 @@ const (
 	openaiShape
 	anthropicShape
 	geminiShape
+	geminiCompatShape // Gemini's OpenAI-compatible endpoints
 	openrouterShape
 )
 
@@ -32,6 +33,8 @@ func shapeOf(urlPath string) shape {
 		return openaiShape
 	case strings.HasPrefix(urlPath, "/anthropic/"):
 		return anthropicShape
+	case strings.HasPrefix(urlPath, GeminiOpenAIPrefix+"/"):
+		return geminiCompatShape
 	case strings.HasPrefix(urlPath, "/gemini/"):
 		return geminiShape
 	case strings.HasPrefix(urlPath, "/openrouter/"):
@@ -45,6 +48,7 @@ func shapeOf(urlPath string) shape {
 func (p *Provider) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	p.openaiRoutes(mux)
+	p.compatRoutes(mux)
 	p.anthropicRoutes(mux)
 	p.geminiRoutes(mux)
 	p.openrouterRoutes(mux)
@@ -65,6 +69,8 @@ func writeShapeError(w http.ResponseWriter, s shape, status int, extra http.Head
 		body = anthropicStatusError(w.Header(), status)
 	case geminiShape:
 		body = geminiStatusError(w.Header(), status)
+	case geminiCompatShape:
+		body = []any{geminiStatusError(w.Header(), status)}
 	case openrouterShape:
 		body = openrouterStatusError(w.Header(), status)
 	default:
