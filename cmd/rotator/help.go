@@ -36,6 +36,12 @@ Provider URLs on your own machine, such as http://127.0.0.1:8080/v1, need
 --allow-loopback or KEYTURN_ALLOW_LOOPBACK=true (tests and development
 only). Use 127.0.0.1: tag values cannot hold the brackets of an IPv6 URL.
 
+Router clients: 'rotator client add NAME' issues a key (kt-...) that a client
+uses to call the router, and shows it only once. The store keeps only the
+key's SHA-256 hash, in the secret keyturn/router-clients. 'rotator client
+list' shows the clients and 'rotator client revoke' removes one; all three
+work on either store.
+
 Output: results go to stdout, as text or, with --output json, one JSON
 object; errors and hints always go to stderr.
 

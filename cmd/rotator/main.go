@@ -4,7 +4,7 @@
 // It runs two ways. When AWS_LAMBDA_RUNTIME_API is set it is the Secrets
 // Manager rotation Lambda, configured by environment variables alone.
 // Otherwise it is the operator CLI: add, update, stage, rotate-now,
-// abandon, status, serve and dev, documented by `rotator help`.
+// abandon, status, client, serve and dev, documented by `rotator help`.
 //
 // Exit codes: 0 success (a rotation promoted), 1 error, 2 usage error,
 // 3 rejected by the provider, 4 transient failure (retry later),

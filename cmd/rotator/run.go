@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,6 +67,7 @@ func commands() []command {
 		{"rotate-now", "rotate a secret now and report the outcome", (*app).rotateNow},
 		{"abandon", "drop a secret's unfinished rotation (its AWSPENDING label)", (*app).abandon},
 		{"status", "show versions, schedules and failures of managed secrets", (*app).status},
+		{"client", "add, list and revoke the keys that clients use to call the router", (*app).client},
 		{"serve", "run the rotation schedules of the file store", (*app).serve},
 		{"dev", "run a complete local setup against a stand-in provider", (*app).dev},
 	}
@@ -97,7 +99,9 @@ func (a *app) help(args []string) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return a.exit(c.run(a, context.Background(), []string{"-h"}))
+			// The rest of args selects a subcommand's help, as in
+			// 'rotator help client add'.
+			return a.exit(c.run(a, context.Background(), append(slices.Clone(args[1:]), "-h")))
 		}
 	}
 	return a.exit(usageErrorf("unknown command %q: the commands are %s", args[0], commandNames()))
