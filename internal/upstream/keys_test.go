@@ -1,0 +1,207 @@
+package upstream_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+func TestRotationBetweenRequests(t *testing.T) {
+	e := newEnv(t)
+	e.addSecret(secretID, canary, "openai", e.openaiURL())
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("before the rotation: status = %d: %s", res.status, res.body)
+	}
+	e.outcome()
+
+	const next = canary + "-next"
+	e.fake.AddKey(next)
+	nextVersion := e.putCurrent(secretID, next, "openai", e.openaiURL())
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("right after the rotation: status = %d: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.Retried {
+		t.Error("right after the rotation the request was retried")
+	}
+
+	if _, err := e.cache.Refresh(context.Background(), secretID); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("after the refresh: status = %d: %s", res.status, res.body)
+	}
+	if !e.lastRequest().Key.Equal(keystore.NewSecret(next)) {
+		t.Error("after the refresh the provider did not get the new key")
+	}
+	if o := e.outcome(); o.VersionID != nextVersion || o.Stage != keystore.StageCurrent || o.Retried {
+		t.Errorf("after the refresh: outcome = %+v, want version %s at AWSCURRENT without retry", o, nextVersion)
+	}
+}
+
+func TestRevokedCurrentRecoveredByRefresh(t *testing.T) {
+	e := newEnv(t)
+	old := e.addSecret(secretID, canary, "openai", e.openaiURL())
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("first request: status = %d: %s", res.status, res.body)
+	}
+	e.outcome()
+
+	// A rotation the cache has not seen yet, then the old key is revoked.
+	const next = canary + "-next"
+	e.fake.AddKey(next)
+	nextVersion := e.putCurrent(secretID, next, "openai", e.openaiURL())
+	e.fake.RevokeKey(canary)
+
+	res := e.chat("")
+	if res.status != http.StatusOK {
+		t.Fatalf("status = %d, want 200 through the refresh: %s", res.status, res.body)
+	}
+	recs := e.fake.Requests()
+	if len(recs) != 3 || recs[1].Status != http.StatusUnauthorized || !recs[2].Key.Equal(keystore.NewSecret(next)) {
+		t.Errorf("the stand-in's requests: %+v; want the old key's 401, then the new key", recs)
+	}
+	o := e.outcome()
+	if !o.Retried || o.VersionID != nextVersion || o.Stage != keystore.StageCurrent || o.Status != http.StatusOK {
+		t.Errorf("outcome = %+v, want a retry with version %s at AWSCURRENT", o, nextVersion)
+	}
+	e.checkNoMoreOutcomes()
+	logs := e.logs.String()
+	if !strings.Contains(logs, "provider rejected the key") || !strings.Contains(logs, old) {
+		t.Errorf("no log line names the rejected version %s:\n%s", old, logs)
+	}
+}
+
+func TestPreviousServesWhileNewKeyNotAccepted(t *testing.T) {
+	e := newEnv(t)
+	old := e.addSecret(secretID, canary, "openai", e.openaiURL())
+	// The new key is not known to the provider yet.
+	const next = canary + "-not-yet"
+	nextVersion := e.putCurrent(secretID, next, "openai", e.openaiURL())
+
+	res := e.chat("")
+	if res.status != http.StatusOK {
+		t.Fatalf("first request: status = %d, want 200 from AWSPREVIOUS: %s", res.status, res.body)
+	}
+	if o := e.outcome(); !o.Retried || o.VersionID != old || o.Stage != keystore.StagePrevious {
+		t.Errorf("first request: outcome = %+v, want a retry with version %s at AWSPREVIOUS", o, old)
+	}
+	if n := len(e.fake.Requests()); n != 2 {
+		t.Fatalf("first request: %d upstream requests, want the rejected one and the retry", n)
+	}
+
+	// AWSCURRENT is in its cooldown: the next request goes to AWSPREVIOUS
+	// at once.
+	res = e.chat("")
+	if res.status != http.StatusOK {
+		t.Fatalf("second request: status = %d: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.Retried || o.VersionID != old || o.Stage != keystore.StagePrevious {
+		t.Errorf("second request: outcome = %+v, want version %s at AWSPREVIOUS without a retry", o, old)
+	}
+	recs := e.fake.Requests()
+	if len(recs) != 3 || !recs[2].Key.Equal(keystore.NewSecret(canary)) {
+		t.Errorf("second request: want one more upstream request, with the previous key; got %d requests", len(recs))
+	}
+	logs := e.logs.String()
+	if strings.Count(logs, "serving AWSPREVIOUS") != 1 || !strings.Contains(logs, nextVersion) {
+		t.Errorf("want one log line about serving AWSPREVIOUS that names version %s:\n%s", nextVersion, logs)
+	}
+
+	// A new version starts healthy, though the one before is cooling down.
+	const third = canary + "-third"
+	e.fake.AddKey(third)
+	thirdVersion := e.putCurrent(secretID, third, "openai", e.openaiURL())
+	if _, err := e.cache.Refresh(context.Background(), secretID); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("third request: status = %d: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.Retried || o.VersionID != thirdVersion || o.Stage != keystore.StageCurrent {
+		t.Errorf("third request: outcome = %+v, want version %s at AWSCURRENT", o, thirdVersion)
+	}
+}
+
+func TestNoWorkingKey(t *testing.T) {
+	e := newEnv(t)
+	old := e.addSecret(secretID, canary+"-old", "openai", e.openaiURL())
+	current := e.putCurrent(secretID, canary, "openai", e.openaiURL())
+	e.fake.RevokeKey(canary + "-old")
+
+	res := e.chat("")
+	if res.status != http.StatusBadGateway {
+		t.Fatalf("status = %d, want 502: %s", res.status, res.body)
+	}
+	msg, typ, code := apiError(t, res.body)
+	if typ != "server_error" || code != "upstream_key_rejected" {
+		t.Errorf("type, code = %q, %q", typ, code)
+	}
+	for _, want := range []string{secretID, current, old, keystore.StageCurrent, keystore.StagePrevious, "rotator stage"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not name %q", msg, want)
+		}
+	}
+	if strings.Contains(res.body, "Incorrect API key") {
+		t.Error("the provider's own 401 text reached the client")
+	}
+	if o := e.outcome(); !o.Retried || o.Status != http.StatusBadGateway {
+		t.Errorf("outcome = %+v, want a retry and 502", o)
+	}
+	if n := len(e.fake.Requests()); n != 2 {
+		t.Errorf("%d upstream requests, want 2", n)
+	}
+	e.checkNoMoreOutcomes()
+}
+
+func TestNoWorkingKeyWithoutPrevious(t *testing.T) {
+	e := newEnv(t)
+	e.createSecret(secretID, value(t, canary, "openai", e.openaiURL()))
+
+	res := e.chat("")
+	if res.status != http.StatusBadGateway {
+		t.Fatalf("status = %d, want 502: %s", res.status, res.body)
+	}
+	if _, _, code := apiError(t, res.body); code != "upstream_key_rejected" {
+		t.Errorf("code = %q, want upstream_key_rejected", code)
+	}
+	if o := e.outcome(); o.Retried {
+		t.Error("a secret with one version was retried")
+	}
+	if n := len(e.fake.Requests()); n != 1 {
+		t.Errorf("%d upstream requests, want 1", n)
+	}
+}
+
+func TestGeminiKeyInvalidRetries(t *testing.T) {
+	e := newEnv(t)
+	const gemini = "keyturn/test/gemini"
+	base := e.fakeURL + fakeprovider.GeminiPrefix
+	e.addSecret(gemini, canary, "gemini", base)
+	e.secretOf = func(*http.Request) string { return gemini }
+	e.modelOf = func(*http.Request) string { return "gemini-2.5-flash" }
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("first request: status = %d: %s", res.status, res.body)
+	}
+	e.outcome()
+
+	const next = canary + "-next"
+	e.fake.AddKey(next)
+	nextVersion := e.putCurrent(gemini, next, "gemini", base)
+	e.fake.RevokeKey(canary)
+
+	res := e.chat("")
+	if res.status != http.StatusOK {
+		t.Fatalf("status = %d, want 200 after Gemini's API_KEY_INVALID: %s", res.status, res.body)
+	}
+	recs := e.fake.Requests()
+	if len(recs) != 3 || recs[1].Status != http.StatusBadRequest {
+		t.Errorf("the stand-in's requests: %+v; want Gemini's 400, then the retry", recs)
+	}
+	if o := e.outcome(); !o.Retried || o.VersionID != nextVersion || o.Provider != "gemini" {
+		t.Errorf("outcome = %+v, want a retry with version %s", o, nextVersion)
+	}
+}

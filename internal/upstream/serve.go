@@ -1,0 +1,237 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// call is one client request, across its attempts.
+type call struct {
+	req     Request
+	client  *http.Request
+	body    clientBody
+	outcome Outcome
+}
+
+// stripUsage reports whether the response's stream must lose the usage
+// that the client did not ask for.
+func (c *call) stripUsage() bool {
+	return c.req.Endpoint == ChatCompletions && c.body.stream && !c.body.includeUsage
+}
+
+// candidate is a version to try, at the stage the cache serves it.
+type candidate struct {
+	version *version
+	stage   string
+}
+
+// Serve sends the client's request r upstream as req describes and writes
+// the response to w. It reads r's headers and context, not its body: the
+// body is req.Body. When the client goes away, the upstream request is
+// cancelled. Serve writes every error itself, in OpenAI's error shape.
+func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) {
+	start := p.now()
+	sw := &statusWriter{ResponseWriter: w}
+	c := &call{req: req, client: r, outcome: Outcome{SecretID: req.SecretID, Endpoint: req.Endpoint}}
+	defer p.finish(c, sw, start)
+
+	if !p.prepare(sw, c) {
+		return
+	}
+	keys, ok := p.getKeys(sw, c)
+	if !ok {
+		return
+	}
+	versions := p.versionsOf(req.SecretID)
+	first := p.firstChoice(versions, keys)
+	tried := p.try(sw, c, first)
+	if tried == nil || !tried.rejected {
+		return
+	}
+	p.retry(sw, c, versions, keys, tried)
+}
+
+// prepare checks the request and rewrites its body, or writes the client's
+// error.
+func (p *Proxy) prepare(w http.ResponseWriter, c *call) bool {
+	switch c.req.Endpoint {
+	case ChatCompletions, Responses, Embeddings:
+	default:
+		p.log.Error("upstream request without a known endpoint", "endpoint", int(c.req.Endpoint), "secret", c.req.SecretID)
+		WriteError(w, http.StatusInternalServerError, codeInternal, "keyturn has no upstream endpoint for this request")
+		return false
+	}
+	body, err := prepareBody(c.req.Body, c.req.Model)
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, codeInvalidBody, err.Error())
+		return false
+	}
+	c.body = body
+	return true
+}
+
+// getKeys reads the secret's keys from the key source, or writes the
+// client's error. The store's error goes to the log only, because it may name
+// file paths and accounts that the client must not see.
+func (p *Proxy) getKeys(w http.ResponseWriter, c *call) (keystore.Keys, bool) {
+	id := c.req.SecretID
+	keys, err := p.keys.Get(c.client.Context(), id)
+	if err == nil && keys.Current.VersionID == "" {
+		err = fmt.Errorf("secret %q has no AWSCURRENT version", id)
+	}
+	if err == nil {
+		return keys, true
+	}
+	if errors.Is(c.client.Context().Err(), context.Canceled) {
+		return keystore.Keys{}, false
+	}
+	p.log.Error("reading the key of a provider secret failed", "secret", id, "error", err)
+	status, msg := http.StatusBadGateway, fmt.Sprintf(
+		"keyturn could not read the key of secret %q: the router's log has the cause: "+
+			"stage a key with 'rotator stage %s --file KEYFILE --validate' and run 'rotator rotate-now %s' if it has none",
+		id, id, id)
+	if errors.Is(err, keystore.ErrUnavailable) {
+		status, msg = http.StatusServiceUnavailable, fmt.Sprintf(
+			"keyturn could not read the key of secret %q because the key store is unavailable: retry later", id)
+	}
+	WriteError(w, status, codeKeyUnavailable, msg)
+	return keystore.Keys{}, false
+}
+
+// firstChoice returns AWSCURRENT, unless it is in a cooldown after a
+// rejected key and AWSPREVIOUS is not: a brand-new key may not work
+// everywhere yet, and the previous key is still valid for its grace period.
+func (p *Proxy) firstChoice(s *secretVersions, keys keystore.Keys) candidate {
+	currentVersion, previousVersion := p.resolve(s, keys)
+	current := candidate{currentVersion, keystore.StageCurrent}
+	now := p.now()
+	if previousVersion == nil || currentVersion.healthy(now) {
+		return current
+	}
+	if !previousVersion.healthy(now) || previousVersion.unusable != "" {
+		return current
+	}
+	cooldown := currentVersion.cooldownUntil.Load()
+	if currentVersion.fallbackLogged.Swap(cooldown) != cooldown {
+		p.log.Warn("serving AWSPREVIOUS while the provider rejects AWSCURRENT",
+			"secret", keys.Current.SecretID, "version", previousVersion.id, "stage", keystore.StagePrevious,
+			"rejected_version", currentVersion.id, "until", time.Unix(0, cooldown).UTC())
+	}
+	return candidate{previousVersion, keystore.StagePrevious}
+}
+
+// try sends one attempt with cand's key. It returns nil when it wrote an
+// error to the client without calling the provider.
+func (p *Proxy) try(w http.ResponseWriter, c *call, cand candidate) *attempt {
+	v := cand.version
+	c.outcome.VersionID, c.outcome.Stage, c.outcome.Provider = v.id, cand.stage, v.adapter
+	if v.unusable != "" {
+		p.log.Error("a provider secret's version cannot be used", "secret", v.secretID, "version", v.id,
+			"stage", cand.stage, "reason", v.unusable)
+		WriteError(w, http.StatusBadGateway, codeMisconfigured, v.unusable)
+		return nil
+	}
+	target, ok := endpointURL(v, c.req.Endpoint)
+	if !ok {
+		WriteError(w, http.StatusBadRequest, codeUnsupportedEndpoint, unsupportedEndpoint(c.body.model, v.adapter, c.req.Endpoint))
+		return nil
+	}
+
+	a := &attempt{call: c, version: v, stage: cand.stage, target: target}
+	out := c.client.WithContext(context.WithValue(c.client.Context(), attemptKey{}, a))
+	// The reverse proxy would forward out's body; rewrite sets the body.
+	out.Body, out.ContentLength = http.NoBody, 0
+	p.proxy.ServeHTTP(w, out)
+	if a.rejected {
+		v.startCooldown(p.now(), p.cooldown)
+		p.log.Warn("provider rejected the key of a provider secret", "secret", v.secretID, "version", v.id,
+			"stage", cand.stage, "provider", v.adapter, "host", target.Host, "status", a.status, "cooldown", p.cooldown)
+	}
+	return a
+}
+
+// retry follows an attempt whose key was rejected. It refreshes the
+// secret and tries once more with a newer AWSCURRENT, or else with
+// AWSPREVIOUS. It writes a 502 when no other version is left or the
+// provider rejects that key too.
+func (p *Proxy) retry(w http.ResponseWriter, c *call, s *secretVersions, keys keystore.Keys, first *attempt) {
+	keys = p.refresh(c, keys)
+	next, ok := p.retryChoice(s, keys, first.version.id)
+	if !ok {
+		p.writeRejected(w, first, nil)
+		return
+	}
+	c.outcome.Retried = true
+	if next.stage == keystore.StagePrevious {
+		p.log.Warn("retrying with AWSPREVIOUS after the provider rejected a key",
+			"secret", c.req.SecretID, "version", next.version.id, "stage", next.stage, "rejected_version", first.version.id)
+	}
+	second := p.try(w, c, next)
+	if second != nil && second.rejected {
+		p.writeRejected(w, first, second)
+	}
+}
+
+// refresh forces a read of the secret from the store, bounded by
+// RefreshTimeout, and returns the keys it read, or keys if it failed.
+func (p *Proxy) refresh(c *call, keys keystore.Keys) keystore.Keys {
+	ctx, cancel := context.WithTimeout(c.client.Context(), p.refreshTimeout)
+	defer cancel()
+	fresh, err := p.keys.Refresh(ctx, c.req.SecretID)
+	if err != nil || fresh.Current.VersionID == "" {
+		p.log.Warn("refreshing a provider secret after a rejected key failed",
+			"secret", c.req.SecretID, "error", err)
+		return keys
+	}
+	return fresh
+}
+
+// retryChoice returns the version to retry with after triedID was
+// rejected: AWSCURRENT if it is another version, else AWSPREVIOUS if the
+// secret has one and it is another version.
+func (p *Proxy) retryChoice(s *secretVersions, keys keystore.Keys, triedID string) (candidate, bool) {
+	current, previous := p.resolve(s, keys)
+	if current.id != triedID {
+		return candidate{current, keystore.StageCurrent}, true
+	}
+	if previous != nil && previous.id != triedID {
+		return candidate{previous, keystore.StagePrevious}, true
+	}
+	return candidate{}, false
+}
+
+// writeRejected writes the error of a request for which the provider rejected every
+// key tried. It never passes the provider's body on: that may quote part of
+// the key, and the client can do nothing about it.
+func (p *Proxy) writeRejected(w http.ResponseWriter, first, second *attempt) {
+	if errors.Is(first.call.client.Context().Err(), context.Canceled) {
+		return
+	}
+	v := first.version
+	tried := fmt.Sprintf("version %s (%s)", v.id, first.stage)
+	if second != nil {
+		tried += fmt.Sprintf(" and version %s (%s)", second.version.id, second.stage)
+	}
+	WriteError(w, http.StatusBadGateway, codeKeyRejected, fmt.Sprintf(
+		"the provider at %s rejected the key of secret %q, %s: "+
+			"rotate the secret, or stage a working key with 'rotator stage %s --file KEYFILE --validate' and run 'rotator rotate-now %s'",
+		first.target.Host, v.secretID, tried, v.secretID, v.secretID))
+}
+
+// finish completes the outcome and reports it. It runs also when the
+// reverse proxy aborts a response whose stream broke.
+func (p *Proxy) finish(c *call, w *statusWriter, start time.Time) {
+	c.outcome.Status = w.status
+	if w.status == 0 && c.client.Context().Err() != nil {
+		c.outcome.Status = StatusClientClosed
+	}
+	c.outcome.Duration = p.now().Sub(start)
+	if p.observe != nil {
+		p.observe(c.client, c.outcome)
+	}
+}
