@@ -1,16 +1,23 @@
 // Command router is keyturn's OpenAI-compatible router: it forwards client
 // requests to AI providers with the current key of each provider secret,
-// read from the keystore at run time. This build does not contain the router
-// yet, so the command prints an error and exits with status 1.
+// read from the keystore at run time through a cache, so a rotated key takes
+// effect without a restart. `router --help` documents its flags, its
+// environment and its config file.
+//
+// Exit codes: 0 stopped cleanly (also by Ctrl-C or SIGTERM once the
+// requests in flight have finished), 1 error, 2 usage error, 128 plus the
+// signal number (130 for Ctrl-C, 143 for SIGTERM) when a signal stopped it
+// before the requests in flight had finished.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "router: error: the keyturn router is not built yet in this version")
-	fmt.Fprintln(os.Stderr, "router: hint: rotate keys with the rotator command; see rotator help")
-	os.Exit(1)
+	ctx, stop := notifyContext(context.Background())
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(ctx, err, os.Stderr))
 }

@@ -1,0 +1,157 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/keyturn/keyturn/internal/clientkeys"
+	"github.com/keyturn/keyturn/keystore"
+)
+
+// clientSet is the parsed client list of one version of the clients
+// secret.
+type clientSet struct {
+	versionID string
+	index     *clientkeys.Index
+	err       error // why the version could not be parsed
+}
+
+// authenticator checks client keys against the clients secret, which it
+// reads through the keystore cache on every request, so that a new or
+// revoked client takes effect at the cache's next refresh.
+type authenticator struct {
+	keys     Keys
+	secretID string
+	log      *slog.Logger
+
+	// set is the parsed list of the last version seen; a request parses
+	// the list again only when the cache serves a new version.
+	set   atomic.Pointer[clientSet]
+	parse sync.Mutex // serializes parsing a new version
+}
+
+// authError is a request the router rejects before it reaches a provider.
+type authError struct {
+	status  int
+	code    string
+	message string
+	// retryAfter is the Retry-After header of a 429, in seconds.
+	retryAfter int
+}
+
+func (e *authError) write(w http.ResponseWriter) {
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="keyturn"`)
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(e.retryAfter))
+	}
+	writeError(w, e.status, e.code, e.message)
+}
+
+const (
+	codeInvalidKey      = "invalid_api_key"
+	codeClientsMissing  = "no_client_keys"
+	codeClientsReadFail = "clients_unavailable"
+)
+
+func unauthorized(code, format string, args ...any) *authError {
+	return &authError{status: http.StatusUnauthorized, code: code, message: fmt.Sprintf(format, args...)}
+}
+
+// authenticate returns the client whose key r carries.
+func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (clientkeys.Client, *authError) {
+	key, aerr := presentedKey(r)
+	if aerr != nil {
+		return clientkeys.Client{}, aerr
+	}
+	set, aerr := a.clients(ctx)
+	if aerr != nil {
+		return clientkeys.Client{}, aerr
+	}
+	c, ok := set.index.Lookup(key)
+	if !ok {
+		return clientkeys.Client{}, unauthorized(codeInvalidKey,
+			"invalid client key: the key is not one of this router's client keys: check the key, or ask the operator for one ('rotator client add NAME')")
+	}
+	if c.Disabled {
+		return clientkeys.Client{}, unauthorized(codeInvalidKey,
+			"client key of %s (%s) is disabled: ask the router's operator to enable it or to issue a new one", c.Name, c.ID)
+	}
+	return c, nil
+}
+
+// presentedKey returns the client key of r: from Authorization: Bearer,
+// as OpenAI's SDKs send it, or else from x-api-key, as Anthropic's do.
+// The key itself never appears in a message.
+func presentedKey(r *http.Request) (string, *authError) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, key, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
+			return "", unauthorized(codeInvalidKey,
+				"invalid Authorization header: send 'Authorization: Bearer %sYOUR_KEY'", clientkeys.Prefix)
+		}
+		return strings.TrimSpace(key), nil
+	}
+	if key := strings.TrimSpace(r.Header.Get("X-Api-Key")); key != "" {
+		return key, nil
+	}
+	return "", unauthorized(codeInvalidKey,
+		"missing client key: send 'Authorization: Bearer %sYOUR_KEY'; the router's operator issues keys with 'rotator client add NAME'", clientkeys.Prefix)
+}
+
+// clients returns the parsed client list of the clients secret's current
+// version.
+func (a *authenticator) clients(ctx context.Context) (*clientSet, *authError) {
+	keys, err := a.keys.Get(ctx, a.secretID)
+	if err != nil {
+		return nil, a.readError(err)
+	}
+	set := a.set.Load()
+	if set == nil || set.versionID != keys.Current.VersionID {
+		set = a.parseVersion(keys.Current)
+	}
+	if set.err != nil {
+		return nil, &authError{status: http.StatusServiceUnavailable, code: codeClientsReadFail,
+			message: fmt.Sprintf("the router cannot check client keys: its clients secret %s version %s is invalid; the router's log says why",
+				a.secretID, set.versionID)}
+	}
+	return set, nil
+}
+
+func (a *authenticator) parseVersion(v keystore.Version) *clientSet {
+	a.parse.Lock()
+	defer a.parse.Unlock()
+	if set := a.set.Load(); set != nil && set.versionID == v.VersionID {
+		return set
+	}
+	set := &clientSet{versionID: v.VersionID}
+	list, err := clientkeys.Parse([]byte(v.Value.Reveal()))
+	if err != nil {
+		set.err = err
+		a.log.Error("invalid clients secret: every request is rejected until it is fixed",
+			"secret", a.secretID, "version_id", v.VersionID, "error", err)
+	} else {
+		set.index = clientkeys.NewIndex(list)
+		a.log.Info("client keys loaded", "secret", a.secretID, "version_id", v.VersionID, "clients", len(list.Clients))
+	}
+	a.set.Store(set)
+	return set
+}
+
+func (a *authenticator) readError(err error) *authError {
+	if errors.Is(err, keystore.ErrNotFound) {
+		return unauthorized(codeClientsMissing,
+			"this router has no client keys yet: its operator creates one with 'rotator client add NAME' (in secret %s)", a.secretID)
+	}
+	// The cache logs the failed fetch itself, once per fetch rather than
+	// once per request.
+	return &authError{status: http.StatusServiceUnavailable, code: codeClientsReadFail,
+		message: fmt.Sprintf("the router cannot read its clients secret %s: retry later", a.secretID)}
+}
