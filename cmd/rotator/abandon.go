@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -80,9 +81,9 @@ func abandonRotation(ctx context.Context, store keystore.Store, s settings, secr
 	if errors.Is(err, keystore.ErrInvalidParameter) {
 		// The label moved between Describe and UpdateStage: the rotation
 		// ended, or another rotator resumed it under a new version.
-		return "", withCode(exitError, fmt.Errorf("abandon: %s moved off version %s of %s while abandoning: %w",
+		return "", cli.WithCode(exitError, fmt.Errorf("abandon: %s moved off version %s of %s while abandoning: %w",
 			keystore.StagePending, versionID, secretID, err)).
-			withHint("see where it is now with 'rotator status %s'", secretID)
+			WithHint("see where it is now with 'rotator status %s'", secretID)
 	}
 	if err != nil {
 		return "", fmt.Errorf("abandon: %w", err)

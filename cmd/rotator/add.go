@@ -7,7 +7,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -60,9 +62,9 @@ func (a *app) runAdd(ctx context.Context, secretID string, f *addFlags) error {
 	if err != nil {
 		return err
 	}
-	if s.store.kind == storeAWS {
-		return withCode(exitError, fmt.Errorf("add: store %s is on AWS: rotator add creates secrets on the file store only", s.store.raw)).
-			withHint("on AWS, Terraform creates secrets with their settings tags and rotation rules")
+	if s.store.Kind == storeurl.AWS {
+		return cli.WithCode(exitError, fmt.Errorf("add: store %s is on AWS: rotator add creates secrets on the file store only", s.store.Raw)).
+			WithHint("on AWS, Terraform creates secrets with their settings tags and rotation rules")
 	}
 	tags, rules, err := f.validate(s.policy())
 	if err != nil {
@@ -100,7 +102,7 @@ func (f *addFlags) validate(policy *provider.Policy) (map[string]string, keystor
 		return nil, none, err
 	}
 	if n := utf8.RuneCountInString(f.description); n > maxDescriptionLen {
-		return nil, none, usageErrorf("add: --description is %d characters long: the maximum is %d", n, maxDescriptionLen)
+		return nil, none, cli.Usagef("add: --description is %d characters long: the maximum is %d", n, maxDescriptionLen)
 	}
 	return tags, rules, nil
 }
@@ -110,12 +112,12 @@ func createManaged(ctx context.Context, store keystore.Store, secretID, descript
 	tags map[string]string, rules keystore.RotationRules) error {
 	_, err := store.Create(ctx, keystore.CreateInput{SecretID: secretID, Description: description, Tags: tags})
 	if errors.Is(err, keystore.ErrExists) {
-		return withCode(exitError, fmt.Errorf("add: secret %s already exists", secretID)).
-			withHint("choose another name, or see it with 'rotator status %s'", secretID)
+		return cli.WithCode(exitError, fmt.Errorf("add: secret %s already exists", secretID)).
+			WithHint("choose another name, or see it with 'rotator status %s'", secretID)
 	}
 	if errors.Is(err, keystore.ErrInvalidParameter) {
 		// Every parameter of Create comes from a flag or the SECRET argument.
-		return usageErrorf("add: %w", err)
+		return cli.Usagef("add: %w", err)
 	}
 	if err != nil {
 		return fmt.Errorf("add: %w", err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/fakeprovider"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/rotation"
@@ -327,16 +328,16 @@ func TestStageErrorInvalidKey(t *testing.T) {
 		t.Fatalf("Stage: err = %v, want provider.ErrInvalidKey", err)
 	}
 
-	var ce *cliError
+	var ce *cli.Error
 	if !errors.As(stageError("app/openai", settings{}, err), &ce) {
-		t.Fatalf("stageError returned no *cliError")
+		t.Fatalf("stageError returned no *cli.Error")
 	}
-	if ce.code != exitRejected {
-		t.Errorf("exit code = %d, want %d", ce.code, exitRejected)
+	if ce.Code != exitRejected {
+		t.Errorf("exit code = %d, want %d", ce.Code, exitRejected)
 	}
 	want := []string{"the key cannot be sent as it is: check the file"}
-	if !slices.Equal(ce.hints, want) {
-		t.Errorf("hints = %q, want %q", ce.hints, want)
+	if !slices.Equal(ce.Hints, want) {
+		t.Errorf("hints = %q, want %q", ce.Hints, want)
 	}
 }
 

@@ -69,50 +69,6 @@ func TestKeyIsNeverAFlagValue(t *testing.T) {
 	}
 }
 
-func TestStoreURLs(t *testing.T) {
-	tests := []struct {
-		raw     string
-		wantErr string
-		dir     string
-		region  string
-		aws     bool
-	}{
-		{raw: "file:///var/lib/keyturn", dir: "/var/lib/keyturn"},
-		{raw: "file:/var/lib/keyturn", dir: "/var/lib/keyturn"},
-		{raw: "file:///tmp/a%20b", dir: "/tmp/a b"},
-		{raw: "aws://us-east-1", aws: true, region: "us-east-1"},
-		{raw: "aws://eu-central-2", aws: true, region: "eu-central-2"},
-		{raw: "aws://", aws: true},
-		{raw: "file://host/x", wantErr: `file URLs take no host ("host")`},
-		{raw: "file://./rel", wantErr: "file URLs take no host"},
-		{raw: "file:rel/dir", wantErr: "must be an absolute path"},
-		{raw: "/abs/dir", wantErr: "file:///ABSOLUTE/DIR"},
-		{raw: "s3://bucket", wantErr: `unknown scheme "s3"`},
-		{raw: "aws://US_EAST", wantErr: "is not an AWS region name"},
-		{raw: "aws://us-east-1/path", wantErr: "names only a region"},
-		{raw: "file:///x?mode=ro", wantErr: "takes only a path"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.raw, func(t *testing.T) {
-			u, err := parseStoreURL(tt.raw)
-			if tt.wantErr != "" {
-				if err == nil {
-					t.Fatalf("parsed %q, want an error", tt.raw)
-				}
-				assertContains(t, "error", err.Error(), tt.wantErr)
-				assertContains(t, "error", err.Error(), tt.raw)
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if (u.kind == storeAWS) != tt.aws || u.dir != tt.dir || u.region != tt.region {
-				t.Errorf("parsed %+v, want dir %q region %q aws %v", u, tt.dir, tt.region, tt.aws)
-			}
-		})
-	}
-}
-
 func TestBadStoreURLFlag(t *testing.T) {
 	e := newEnv(t)
 	r := e.run("status", "--store", "file://host/x")
@@ -145,31 +101,31 @@ func TestStoreSelectionPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.store.dir != cfgDir {
-		t.Errorf("store from config = %s, want %s", s.store.dir, cfgDir)
+	if s.store.Dir != cfgDir {
+		t.Errorf("store from config = %s, want %s", s.store.Dir, cfgDir)
 	}
 	if len(s.relayHosts) != 1 || s.relayHosts[0] != "relay.example.com" {
 		t.Errorf("relay hosts from config = %v", s.relayHosts)
 	}
 	e.vars["KEYTURN_STORE"] = "file://" + envDir
 	e.vars["KEYTURN_RELAY_HOSTS"] = "a.example.com, b.example.com"
-	if s, _ = a.resolve(&storeFlags{}); s.store.dir != envDir || len(s.relayHosts) != 2 {
-		t.Errorf("store from env = %s, relay hosts %v", s.store.dir, s.relayHosts)
+	if s, _ = a.resolve(&storeFlags{}); s.store.Dir != envDir || len(s.relayHosts) != 2 {
+		t.Errorf("store from env = %s, relay hosts %v", s.store.Dir, s.relayHosts)
 	}
 	f := &storeFlags{store: "file://" + flagDir, relayHosts: stringList{"c.example.com"}}
-	if s, _ = a.resolve(f); s.store.dir != flagDir || len(s.relayHosts) != 1 {
-		t.Errorf("store from flag = %s, relay hosts %v", s.store.dir, s.relayHosts)
+	if s, _ = a.resolve(f); s.store.Dir != flagDir || len(s.relayHosts) != 1 {
+		t.Errorf("store from flag = %s, relay hosts %v", s.store.Dir, s.relayHosts)
 	}
 
 	delete(e.vars, "KEYTURN_STORE")
 	delete(e.vars, "KEYTURN_CONFIG")
 	e.vars["XDG_DATA_HOME"] = filepath.Join(tmp, "data")
-	if s, _ = a.resolve(&storeFlags{}); s.store.dir != filepath.Join(tmp, "data", "keyturn", "store") {
-		t.Errorf("default store = %s", s.store.dir)
+	if s, _ = a.resolve(&storeFlags{}); s.store.Dir != filepath.Join(tmp, "data", "keyturn", "store") {
+		t.Errorf("default store = %s", s.store.Dir)
 	}
 	delete(e.vars, "XDG_DATA_HOME")
-	if s, _ = a.resolve(&storeFlags{}); s.store.dir != filepath.Join(e.vars["HOME"], ".local/share/keyturn/store") {
-		t.Errorf("default store without XDG_DATA_HOME = %s", s.store.dir)
+	if s, _ = a.resolve(&storeFlags{}); s.store.Dir != filepath.Join(e.vars["HOME"], ".local/share/keyturn/store") {
+		t.Errorf("default store without XDG_DATA_HOME = %s", s.store.Dir)
 	}
 }
 

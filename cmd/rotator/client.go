@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
 )
 
 const clientUsage = `
-Usage: rotator client add|list|revoke [flags]
+Usage: rotator client add|list|revoke|disable|enable [flags]
 
 Manages the keys that clients use to call the router. Each client has an
 id, a unique name, optional rate limits and a key that starts with kt-.
@@ -23,6 +24,8 @@ Commands:
   add NAME         create a client and its key; the key is shown only once
   list             show the clients and their limits, never their keys
   revoke ID|NAME   remove a client, so that its key stops working
+  disable ID|NAME  reject a client's key until it is enabled again
+  enable ID|NAME   accept a disabled client's key again
 
 Run 'rotator client COMMAND -h' for a command's flags. Every command takes
 the store flags (--store, --identity) and works on either store.
@@ -30,14 +33,15 @@ the store flags (--store, --identity) and works on either store.
 Example:
   rotator client add ci --rps 5 --burst 10 --key-file ci.key
   rotator client list
+  rotator client disable ci
   rotator client revoke ci
 `
 
 // client dispatches the client subcommands.
 func (a *app) client(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("client: missing command: use add, list or revoke").
-			withHint("run 'rotator help client' for what each does")
+		return cli.Usagef("client: missing command: use add, list, revoke, disable or enable").
+			WithHint("run 'rotator help client' for what each does")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -49,9 +53,13 @@ func (a *app) client(ctx context.Context, args []string) error {
 		return a.clientList(ctx, args[1:])
 	case "revoke":
 		return a.clientRevoke(ctx, args[1:])
+	case "disable":
+		return a.clientSetDisabled(ctx, args[1:], true)
+	case "enable":
+		return a.clientSetDisabled(ctx, args[1:], false)
 	}
-	return usageErrorf("client: unknown command %q: use add, list or revoke", args[0]).
-		withHint("run 'rotator help client' for what each does")
+	return cli.Usagef("client: unknown command %q: use add, list, revoke, disable or enable", args[0]).
+		WithHint("run 'rotator help client' for what each does")
 }
 
 // clientFlags are the flags every client subcommand takes.
@@ -76,15 +84,15 @@ func (f *clientFlags) checkSecret(cmd string) error {
 	id := f.secretID
 	switch {
 	case strings.TrimSpace(id) == "":
-		return usageErrorf("%s: --secret is empty: name the secret that holds the client list, such as %s", cmd, clientkeys.DefaultSecretID)
+		return cli.Usagef("%s: --secret is empty: name the secret that holds the client list, such as %s", cmd, clientkeys.DefaultSecretID)
 	case strings.HasPrefix(id, "arn:"):
 		return nil
 	case len(id) > keystore.MaxSecretIDLen:
-		return usageErrorf("%s: --secret is %d characters long: the maximum is %d", cmd, len(id), keystore.MaxSecretIDLen)
+		return cli.Usagef("%s: --secret is %d characters long: the maximum is %d", cmd, len(id), keystore.MaxSecretIDLen)
 	}
 	for i, r := range id {
 		if !keystore.IsSecretIDRune(r) {
-			return usageErrorf("%s: invalid --secret %q: character %q at byte %d is not allowed: use letters, digits and %s",
+			return cli.Usagef("%s: invalid --secret %q: character %q at byte %d is not allowed: use letters, digits and %s",
 				cmd, id, r, i, keystore.SecretIDPunctuation)
 		}
 	}
@@ -100,10 +108,10 @@ func (f *clientFlags) secretFlag() string {
 	return " --secret " + f.secretID
 }
 
-// openClientStore checks --secret, resolves the store and opens it. Only
-// add passes create, as only `rotator add` does: a command that reads or
-// removes clients never creates a store.
-func (a *app) openClientStore(ctx context.Context, cmd string, f *clientFlags, create bool) (keystore.Store, func(), error) {
+// openClientStore checks --secret, resolves the store and opens it. It
+// never creates a file store, because a mistyped store URL would then get
+// clients that no router reads: only add and dev create one.
+func (a *app) openClientStore(ctx context.Context, cmd string, f *clientFlags) (keystore.Store, func(), error) {
 	if err := f.checkSecret(cmd); err != nil {
 		return nil, nil, err
 	}
@@ -111,5 +119,5 @@ func (a *app) openClientStore(ctx context.Context, cmd string, f *clientFlags, c
 	if err != nil {
 		return nil, nil, err
 	}
-	return a.openStore(ctx, s, create)
+	return a.openStore(ctx, s, false)
 }

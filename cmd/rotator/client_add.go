@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -21,14 +22,21 @@ Usage: rotator client add NAME [--rps N] [--burst N] [--monthly-quota N]
                           [--key-file PATH] [--secret ID] [--output text|json]
 
 Creates a router client called NAME with a new key, and stores the key's
-SHA-256 hash in the client list (creating the secret if it is missing).
+SHA-256 hash in the client list. It creates the secret if it is missing,
+but never the store: 'rotator add' creates a file store.
 The key itself is stored nowhere: it is printed once on standard output, or
 with --key-file written to a new file that only you can read (mode 0600),
 and then only the file's path is printed. This is the only place keyturn
 ever shows a key.
 
-NAME is 1 to 64 printable characters, unique in the list. Without --rps the
-client has no rate limit; without --monthly-quota it has no quota.
+NAME is 1 to 64 printable characters, unique in the list and not another
+client's id. Without --rps the client has no rate limit; without
+--monthly-quota it has no quota. Without --burst the router lets a client
+send max(1, ceil(rps)) requests at once, such as 1 for --rps 0.5 and 5 for
+--rps 5.
+
+Routers accept the new key at once: a router that sees a kt- key it does
+not know re-reads the client list, at most once a second.
 
 Example:
   rotator client add ci --rps 5 --burst 10 --key-file ci.key
@@ -46,9 +54,9 @@ func (a *app) clientAdd(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("client add", clientAddUsage)
 	f.register(fs)
 	fs.StringVar(&f.rps, "rps", "", "rate limit of `N` requests per second, such as 5 or 0.5 (default: no limit)")
-	fs.StringVar(&f.burst, "burst", "", "`N` requests the client may send at once on top of --rps (default: the router's choice)")
+	fs.StringVar(&f.burst, "burst", "", "`N` requests the client may send at once on top of --rps (default: max(1, ceil(rps)))")
 	fs.StringVar(&f.quota, "monthly-quota", "", "at most `N` requests per calendar month (default: no quota)")
-	fs.StringVar(&f.keyFile, "key-file", "", "write the key to a new file at `PATH`, created with mode 0600, instead of printing it; an existing file is never replaced")
+	fs.StringVar(&f.keyFile, "key-file", "", "write the key to a new file at `PATH` (not -), created with mode 0600, instead of printing it; an existing file is never replaced")
 	positional, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -82,8 +90,8 @@ func (f *clientAddFlags) newClient(positional []string) (clientkeys.Client, erro
 		return c, err
 	}
 	if c.Burst > 0 && c.RPS == 0 {
-		return c, usageErrorf("%s: --burst %d needs a rate limit: a burst is how far a client may go over its rate", cmd, c.Burst).
-			withHint("add --rps N, such as --rps 5 --burst %d, or leave out --burst", c.Burst)
+		return c, cli.Usagef("%s: --burst %d needs a rate limit: a burst is how far a client may go over its rate", cmd, c.Burst).
+			WithHint("add --rps N, such as --rps 5 --burst %d, or leave out --burst", c.Burst)
 	}
 	return c, nil
 }
@@ -93,15 +101,15 @@ func clientNameArg(positional []string) (string, error) {
 	const cmd = "client add"
 	switch len(positional) {
 	case 0:
-		return "", usageErrorf("%s: missing NAME argument", cmd).
-			withHint("usage: rotator client add NAME [flags], such as rotator client add ci")
+		return "", cli.Usagef("%s: missing NAME argument", cmd).
+			WithHint("usage: rotator client add NAME [flags], such as rotator client add ci")
 	case 1:
 	default:
-		return "", usageErrorf("%s: expected one NAME argument, got %d arguments", cmd, len(positional)).
-			withHint("quote a name with spaces, such as rotator client add 'billing service'")
+		return "", cli.Usagef("%s: expected one NAME argument, got %d arguments", cmd, len(positional)).
+			WithHint("quote a name with spaces, such as rotator client add 'billing service'")
 	}
 	if err := clientkeys.CheckName(positional[0]); err != nil {
-		return "", usageErrorf("%s: NAME %s", cmd, err)
+		return "", cli.Usagef("%s: NAME %s", cmd, err)
 	}
 	return positional[0], nil
 }
@@ -118,11 +126,11 @@ func parseRate(v string) (float64, error) {
 	rps, err := strconv.ParseFloat(v, 64)
 	switch {
 	case err != nil || math.IsNaN(rps) || math.IsInf(rps, 0):
-		return 0, usageErrorf("client add: --rps %q is not a number: give requests per second, such as 5 or 0.5", v)
+		return 0, cli.Usagef("client add: --rps %q is not a number: give requests per second, such as 5 or 0.5", v)
 	case rps < 0:
-		return 0, usageErrorf("client add: --rps %s is negative: give 0 or more requests per second (0 is no limit)", v)
+		return 0, cli.Usagef("client add: --rps %s is negative: give 0 or more requests per second (0 is no limit)", v)
 	case rps > maxRate:
-		return 0, usageErrorf("client add: --rps %s is over the maximum of %g requests per second: leave out --rps for no limit", v, float64(maxRate))
+		return 0, cli.Usagef("client add: --rps %s is over the maximum of %g requests per second: leave out --rps for no limit", v, float64(maxRate))
 	}
 	return rps, nil
 }
@@ -135,11 +143,11 @@ func parseCount(name, v, unit string, bits int) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, bits)
 	switch {
 	case err != nil && errors.Is(err, strconv.ErrRange):
-		return 0, usageErrorf("client add: --%s %s is out of range: the maximum is %d %s", name, v, int64(1)<<(bits-1)-1, unit)
+		return 0, cli.Usagef("client add: --%s %s is out of range: the maximum is %d %s", name, v, int64(1)<<(bits-1)-1, unit)
 	case err != nil:
-		return 0, usageErrorf("client add: --%s %q is not a whole number: give a number of %s, such as 100", name, v, unit)
+		return 0, cli.Usagef("client add: --%s %q is not a whole number: give a number of %s, such as 100", name, v, unit)
 	case n < 0:
-		return 0, usageErrorf("client add: --%s %s is negative: give 0 or more %s", name, v, unit)
+		return 0, cli.Usagef("client add: --%s %s is negative: give 0 or more %s", name, v, unit)
 	}
 	return n, nil
 }
@@ -150,6 +158,10 @@ func parseCount(name, v, unit string, bits int) (int64, error) {
 func (a *app) runClientAdd(ctx context.Context, f *clientAddFlags, c clientkeys.Client) error {
 	if err := f.checkSecret("client add"); err != nil {
 		return err
+	}
+	if f.keyFile == "-" {
+		return cli.Usagef("client add: --key-file - is not supported: a key file must be a path").
+			WithHint("leave out --key-file to print the key once on standard output, or give a path such as ./ci.key")
 	}
 	key, hash, err := clientkeys.NewKey()
 	if err != nil {
@@ -172,7 +184,7 @@ func (a *app) runClientAdd(ctx context.Context, f *clientAddFlags, c clientkeys.
 }
 
 func (a *app) storeNewClient(ctx context.Context, f *clientAddFlags, c *clientkeys.Client) error {
-	store, closeStore, err := a.openClientStore(ctx, "client add", &f.clientFlags, true)
+	store, closeStore, err := a.openClientStore(ctx, "client add", &f.clientFlags)
 	if err != nil {
 		return err
 	}
@@ -192,9 +204,8 @@ func addClient(c *clientkeys.Client) clientChange {
 			if have.Hash == c.Hash {
 				return l, false, nil
 			}
-			if have.Name == c.Name || have.ID == c.Name {
-				return l, false, withCode(exitError, fmt.Errorf("client add: a client named %q already exists (id %s)", c.Name, have.ID)).
-					withHint("choose another name, or revoke that client first with 'rotator client revoke %s'", have.ID)
+			if err := checkNameFree(c.Name, have); err != nil {
+				return l, false, err
 			}
 		}
 		if err := assignClientID(c, l); err != nil {
@@ -204,6 +215,21 @@ func addClient(c *clientkeys.Client) clientChange {
 		next.Clients = append(slices.Clone(l.Clients), *c)
 		return next, true, nil
 	}
+}
+
+// checkNameFree rejects name when it is the name or the id of the client
+// have. Revoke, disable and enable take either, so a name must not be
+// another client's id.
+func checkNameFree(name string, have clientkeys.Client) error {
+	switch name {
+	case have.Name:
+		return cli.WithCode(exitError, fmt.Errorf("client add: a client named %q already exists (id %s)", name, have.ID)).
+			WithHint("choose another name, or revoke that client first with 'rotator client revoke %s'", have.ID)
+	case have.ID:
+		return cli.WithCode(exitError, fmt.Errorf("client add: %q is the id of an existing client (named %s), and a name may not be another client's id", name, orDash(have.Name))).
+			WithHint("choose another name; 'rotator client list' shows the clients")
+	}
+	return nil
 }
 
 // assignClientID gives c a new id unless it has one that no client in l
@@ -255,16 +281,16 @@ func writeKeyFile(path string, key keystore.Secret) (string, error) {
 func keyFileError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrExist):
-		return withCode(exitError, fmt.Errorf("client add: --key-file %s already exists", path)).
-			withHint("give a path that does not exist yet: rotator client add never replaces a file, which may hold another key")
+		return cli.WithCode(exitError, fmt.Errorf("client add: --key-file %s already exists", path)).
+			WithHint("give a path that does not exist yet: rotator client add never replaces a file, which may hold another key")
 	case errors.Is(err, fs.ErrNotExist):
-		return withCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: its directory does not exist", path)).
-			withHint("create the directory first, or give a path in an existing one")
+		return cli.WithCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: its directory does not exist", path)).
+			WithHint("create the directory first, or give a path in an existing one")
 	case errors.Is(err, fs.ErrPermission):
-		return withCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: permission denied", path)).
-			withHint("give a path in a directory you can write to")
+		return cli.WithCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: permission denied", path)).
+			WithHint("give a path in a directory you can write to")
 	}
-	return withCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: %w", path, err))
+	return cli.WithCode(exitError, fmt.Errorf("client add: cannot create --key-file %s: %w", path, err))
 }
 
 // clientAddedJSON is add's --output json. Key holds the revealed key, the

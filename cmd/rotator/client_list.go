@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -34,10 +35,10 @@ func (a *app) clientList(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(positional) > 0 {
-		return usageErrorf("client list: takes no arguments, got %d", len(positional)).
-			withHint("list shows every client; name another secret with --secret ID")
+		return cli.Usagef("client list: takes no arguments, got %d", len(positional)).
+			WithHint("list shows every client; name another secret with --secret ID")
 	}
-	store, closeStore, err := a.openClientStore(ctx, "client list", &f, false)
+	store, closeStore, err := a.openClientStore(ctx, "client list", &f)
 	if err != nil {
 		return err
 	}
@@ -131,16 +132,16 @@ func countOrDash(n int64) string {
 // clientStoreError gives a failed read or write of the client list its
 // exit code and hint. Errors that have them already pass unchanged.
 func clientStoreError(cmd string, err error) error {
-	var ce *cliError
+	var ce *cli.Error
 	switch {
 	case errors.As(err, &ce):
 		return err
 	case errors.Is(err, keystore.ErrUnavailable):
-		return withCode(exitTransient, fmt.Errorf("%s: %w", cmd, err)).
-			withHint("the store could not be reached; run the command again later")
+		return cli.WithCode(exitTransient, fmt.Errorf("%s: %w", cmd, err)).
+			WithHint("the store could not be reached; run the command again later")
 	case errors.Is(err, keystore.ErrDecryption):
-		return withCode(exitError, fmt.Errorf("%s: %w", cmd, err)).
-			withHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
+		return cli.WithCode(exitError, fmt.Errorf("%s: %w", cmd, err)).
+			WithHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
 	}
-	return withCode(exitError, fmt.Errorf("%s: %w", cmd, err))
+	return cli.WithCode(exitError, fmt.Errorf("%s: %w", cmd, err))
 }

@@ -4,15 +4,20 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
+	"github.com/keyturn/keyturn/keystore"
 )
 
 const clientRevokeUsage = `
 Usage: rotator client revoke ID|NAME [--secret ID] [--output text|json]
 
 Removes a client from the list by its id or its name, so that the router
-stops accepting its key once it reads the new version of the list. The key
+stops accepting its key once it reads the new version of the list: within
+its cache refresh interval (cache.refresh, 5m by default), or up to
+cache.max_stale (1h by default) while it cannot read the store. The key
 cannot be restored: add the client again for a new key.
 
 Example:
@@ -32,7 +37,7 @@ func (a *app) clientRevoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := a.openClientStore(ctx, "client revoke", &f, false)
+	store, closeStore, err := a.openClientStore(ctx, "client revoke", &f)
 	if err != nil {
 		return err
 	}
@@ -42,7 +47,7 @@ func (a *app) clientRevoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return clientStoreError("client revoke", err)
 	}
-	c, err := findClient(&f, snap, arg)
+	c, err := lookupClient("client revoke", &f, snap, arg)
 	if err != nil {
 		return err
 	}
@@ -55,37 +60,17 @@ func (a *app) clientRevoke(ctx context.Context, args []string) error {
 func clientRevokeArg(positional []string) (string, error) {
 	switch len(positional) {
 	case 0:
-		return "", usageErrorf("client revoke: missing ID or NAME argument").
-			withHint("see the clients' ids and names with 'rotator client list'")
+		return "", cli.Usagef("client revoke: missing ID or NAME argument").
+			WithHint("see the clients' ids and names with 'rotator client list'")
 	case 1:
 		if positional[0] == "" {
-			return "", usageErrorf("client revoke: the ID or NAME argument is empty").
-				withHint("see the clients' ids and names with 'rotator client list'")
+			return "", cli.Usagef("client revoke: the ID or NAME argument is empty").
+				WithHint("see the clients' ids and names with 'rotator client list'")
 		}
 		return positional[0], nil
 	}
-	return "", usageErrorf("client revoke: expected one ID or NAME argument, got %d arguments", len(positional)).
-		withHint("revoke one client at a time: run the command once for each")
-}
-
-// findClient returns the client whose id, or else whose name, is arg.
-// Parse ensures that no name is another client's id, so at most one
-// client matches.
-func findClient(f *clientFlags, snap clientSnapshot, arg string) (clientkeys.Client, error) {
-	if !snap.exists {
-		return clientkeys.Client{}, withCode(exitError, fmt.Errorf("client revoke: no client %q: the secret %s does not exist, so there are no clients", arg, f.secretID)).
-			withHint("check --store and --secret; 'rotator client list%s' shows the clients", f.secretFlag())
-	}
-	clients := snap.list.Clients
-	i := slices.IndexFunc(clients, func(c clientkeys.Client) bool { return c.ID == arg })
-	if i < 0 {
-		i = slices.IndexFunc(clients, func(c clientkeys.Client) bool { return c.Name == arg })
-	}
-	if i < 0 {
-		return clientkeys.Client{}, withCode(exitError, fmt.Errorf("client revoke: no client with id or name %q in %s", arg, f.secretID)).
-			withHint("see the clients' ids and names with 'rotator client list%s'", f.secretFlag())
-	}
-	return clients[i], nil
+	return "", cli.Usagef("client revoke: expected one ID or NAME argument, got %d arguments", len(positional)).
+		WithHint("revoke one client at a time: run the command once for each")
 }
 
 // removeClient returns the change that removes the client with id. A list
@@ -114,6 +99,26 @@ func (a *app) printClientRevoked(f *clientFlags, c clientkeys.Client) error {
 		return a.writeJSON(clientRevokedJSON{SecretID: f.secretID, ID: c.ID, Name: c.Name})
 	}
 	fmt.Fprintf(a.stdout, "revoked client %s (%s): removed it from %s\n", c.ID, orDash(c.Name), f.secretID)
-	fmt.Fprintln(a.stdout, "routers stop accepting its key once they read the new version of the list")
+	fmt.Fprintln(a.stdout, revokedKeyBound)
 	return nil
+}
+
+// revokedKeyBound is how long routers may still accept a revoked key, with
+// the router's cache defaults. Each router re-reads the list every
+// cache.refresh. While it cannot read the store, it keeps the last list it
+// read for up to cache.max_stale.
+var revokedKeyBound = fmt.Sprintf("routers stop accepting its key within their cache refresh interval "+
+	"(cache.refresh, %s by default), or up to cache.max_stale (%s by default) while they cannot read the store",
+	shortDuration(keystore.DefaultRefreshInterval), shortDuration(keystore.DefaultMaxStale))
+
+// shortDuration formats d as a config file would give it, such as 5m or
+// 1h rather than 5m0s or 1h0m0s.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return d.String()
 }

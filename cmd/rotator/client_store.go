@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -31,6 +32,9 @@ func readClients(ctx context.Context, store keystore.Store, secretID string) (cl
 	if err != nil {
 		return clientSnapshot{}, err
 	}
+	if keystore.IsManaged(d.Tags) {
+		return clientSnapshot{}, providerSecretError(secretID, "it has the "+keystore.TagProvider+" tag")
+	}
 	snap := clientSnapshot{
 		exists:   true,
 		current:  d.VersionWithStage(keystore.StageCurrent),
@@ -50,12 +54,31 @@ func readClientVersion(ctx context.Context, store keystore.Store, secretID, vers
 		return clientkeys.List{}, err
 	}
 	l, err := clientkeys.Parse([]byte(v.Value.Reveal()))
+	if err != nil && isProviderValue(v.Value) {
+		return clientkeys.List{}, providerSecretError(secretID, "its value contains an api_key")
+	}
 	if err != nil {
-		return clientkeys.List{}, withCode(exitError, fmt.Errorf("secret %s version %s: %w", secretID, versionID, err)).
-			withHint("correct the value by hand, or move %s back to an earlier version: rotator client never writes a list it cannot read",
+		return clientkeys.List{}, cli.WithCode(exitError, fmt.Errorf("secret %s version %s: %w", secretID, versionID, err)).
+			WithHint("correct the value by hand, or move %s back to an earlier version: rotator client never writes a list it cannot read",
 				keystore.StageCurrent)
 	}
 	return l, nil
+}
+
+// providerSecretError reports a --secret that names a provider secret,
+// which a client command must never read as, or overwrite with, a client
+// list. why says how the secret was recognized.
+func providerSecretError(secretID, why string) error {
+	return cli.WithCode(exitError, fmt.Errorf("%s is a provider secret (%s), not a router client list: pass --secret with the clients secret, default %s",
+		secretID, why, clientkeys.DefaultSecretID)).
+		WithHint("use the secret that the router config's clients_secret names; 'rotator status %s' shows the provider secret", secretID)
+}
+
+// isProviderValue reports whether value is a provider secret's value: a
+// JSON object with an api_key.
+func isProviderValue(value keystore.Secret) bool {
+	_, err := keystore.ParseValue(value)
+	return err == nil
 }
 
 // clientChange applies one change to a client list. It reports changed
@@ -115,8 +138,8 @@ func (a *app) updateClients(ctx context.Context, store keystore.Store, secretID 
 			return nil
 		}
 	}
-	return withCode(exitTransient, fmt.Errorf("secret %s changed during each of %d attempts to write the client list", secretID, maxClientWrites)).
-		withHint("other writers kept changing it at the same time: run the command again")
+	return cli.WithCode(exitTransient, fmt.Errorf("secret %s changed during each of %d attempts to write the client list", secretID, maxClientWrites)).
+		WithHint("other writers kept changing it at the same time: run the command again")
 }
 
 // clientsDescription describes a client list secret that add creates.
@@ -131,8 +154,8 @@ func writeClients(ctx context.Context, store keystore.Store, secretID string, sn
 		return "", fmt.Errorf("encode the client list of %s: %w", secretID, err)
 	}
 	if len(data) > maxValueBytes {
-		return "", withCode(exitError, fmt.Errorf("the client list of %s would be %d bytes long, over the %d-byte limit of a secret value",
-			secretID, len(data), maxValueBytes)).withHint("revoke clients that are no longer used, or keep some clients in another secret with --secret")
+		return "", cli.WithCode(exitError, fmt.Errorf("the client list of %s would be %d bytes long, over the %d-byte limit of a secret value",
+			secretID, len(data), maxValueBytes)).WithHint("revoke clients that are no longer used, or keep some clients in another secret with --secret")
 	}
 	token := childToken(secretID, snap)
 	value := keystore.NewSecret(string(data))

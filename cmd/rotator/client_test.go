@@ -82,7 +82,7 @@ func (e *testEnv) listClients(args ...string) clientListJSON {
 }
 
 func TestClientAddListRevoke(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	r := e.mustRun(exitOK, "client", "add", "ci", "--rps", "2.5", "--burst", "10", "--monthly-quota", "1000")
 	key := addedKey(t, r)
 	assertContains(t, "stdout", r.stdout, "added client kc_")
@@ -122,7 +122,7 @@ func TestClientAddListRevoke(t *testing.T) {
 }
 
 func TestClientAddTwoClients(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	keyA := addedKey(t, e.mustRun(exitOK, "client", "add", "a"))
 	keyB := addedKey(t, e.mustRun(exitOK, "client", "add", "b", "--rps", "1"))
 	if keyA == keyB {
@@ -140,7 +140,7 @@ func TestClientAddTwoClients(t *testing.T) {
 }
 
 func TestClientAddKeyFile(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	path := filepath.Join(t.TempDir(), "ci.key")
 	r := e.mustRun(exitOK, "client", "add", "ci", "--key-file", path)
 	assertContains(t, "stdout", r.stdout, path)
@@ -189,7 +189,7 @@ func TestClientAddKeyFileMissingDir(t *testing.T) {
 }
 
 func TestClientAddRemovesKeyFileOnFailure(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	e.mustRun(exitOK, "client", "add", "ci", "--key-file", filepath.Join(t.TempDir(), "first.key"))
 	path := filepath.Join(t.TempDir(), "second.key")
 	r := e.mustRun(exitError, "client", "add", "ci", "--key-file", path)
@@ -200,7 +200,7 @@ func TestClientAddRemovesKeyFileOnFailure(t *testing.T) {
 }
 
 func TestClientAddJSON(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	r := e.mustRun(exitOK, "client", "add", "ci", "--output", "json")
 	var out clientAddedJSON
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
@@ -273,7 +273,7 @@ func TestClientAddErrors(t *testing.T) {
 }
 
 func TestClientAddDuplicateName(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	e.mustRun(exitOK, "client", "add", "ci")
 	r := e.mustRun(exitError, "client", "add", "ci")
 	assertContains(t, "stderr", r.stderr, `client add: a client named "ci" already exists (id kc_`)
@@ -293,7 +293,7 @@ func TestClientCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"missing command", []string{"client"}, "client: missing command: use add, list or revoke"},
+		{"missing command", []string{"client"}, "client: missing command: use add, list, revoke, disable or enable"},
 		{"unknown command", []string{"client", "remove"}, `client: unknown command "remove"`},
 		{"list argument", []string{"client", "list", "ci"}, "client list: takes no arguments"},
 		{"revoke no argument", []string{"client", "revoke"}, "client revoke: missing ID or NAME argument"},
@@ -339,14 +339,21 @@ func TestClientListEmptySecret(t *testing.T) {
 	}
 }
 
-func TestClientReadOnlyCommandsCreateNoStore(t *testing.T) {
+func TestClientCommandsCreateNoStore(t *testing.T) {
 	e := newEnv(t)
-	for _, args := range [][]string{{"client", "list"}, {"client", "revoke", "ci"}} {
+	for _, args := range [][]string{
+		{"client", "list"}, {"client", "revoke", "ci"}, {"client", "add", "ci"},
+		{"client", "disable", "ci"}, {"client", "enable", "ci"},
+	} {
 		r := e.mustRun(exitError, args...)
 		assertContains(t, strings.Join(args, " "), r.stderr, "no file store at "+e.dir)
+		assertContains(t, strings.Join(args, " "), r.stderr, "create a store there with 'rotator add SECRET")
+		if strings.Contains(r.stdout+r.stderr, clientkeys.Prefix) {
+			t.Errorf("%s printed a key although nothing was stored", args)
+		}
 	}
 	if _, err := os.Stat(e.dir); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("a read-only command created the store: %v", err)
+		t.Errorf("a client command created the store: %v", err)
 	}
 }
 
@@ -370,7 +377,7 @@ func TestClientListMalformedSecret(t *testing.T) {
 }
 
 func TestClientRevokeByID(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	e.mustRun(exitOK, "client", "add", "a")
 	e.mustRun(exitOK, "client", "add", "b")
 	before := e.listClients().Clients
@@ -389,7 +396,7 @@ func TestClientRevokeByID(t *testing.T) {
 }
 
 func TestClientRevokeUnknown(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	e.mustRun(exitOK, "client", "add", "a")
 	r := e.mustRun(exitError, "client", "revoke", "nobody")
 	assertContains(t, "stderr", r.stderr, `client revoke: no client with id or name "nobody" in keyturn/router-clients`)
@@ -403,7 +410,7 @@ func TestClientRevokeUnknown(t *testing.T) {
 }
 
 func TestClientOtherSecret(t *testing.T) {
-	e := newEnv(t)
+	e := newClientEnv(t)
 	e.mustRun(exitOK, "client", "add", "ci", "--secret", "team/clients")
 	if n := len(e.listClients("--secret", "team/clients").Clients); n != 1 {
 		t.Errorf("team/clients has %d clients, want 1", n)
@@ -416,7 +423,7 @@ func TestClientOtherSecret(t *testing.T) {
 
 func TestClientHelp(t *testing.T) {
 	e := newEnv(t)
-	for _, sub := range []string{"add", "list", "revoke"} {
+	for _, sub := range []string{"add", "list", "revoke", "disable", "enable"} {
 		r := e.mustRun(exitOK, "help", "client", sub)
 		assertContains(t, "help client "+sub, r.stdout, "Usage: rotator client "+sub)
 		r = e.mustRun(exitOK, "client", sub, "-h")

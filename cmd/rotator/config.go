@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
@@ -50,46 +51,15 @@ func (f *storeFlags) registerHostPolicy(fs *flag.FlagSet) {
 	fs.BoolVar(&f.allowLoopback, "allow-loopback", false, "allow provider URLs on loopback hosts such as http://127.0.0.1:PORT, for tests and development (default $KEYTURN_ALLOW_LOOPBACK)")
 }
 
-// storeKind is the backend a store URL selects.
-type storeKind = storeurl.Kind
-
-const (
-	storeFile = storeurl.File
-	storeAWS  = storeurl.AWS
-)
-
-// storeURL is a parsed --store value.
-type storeURL struct {
-	raw    string
-	kind   storeKind
-	dir    string // file store directory
-	region string // AWS region; "" is the SDK's default
-}
-
-func (u storeURL) shared() storeurl.URL {
-	return storeurl.URL{Raw: u.raw, Kind: u.kind, Dir: u.dir, Region: u.region}
-}
-
 // settings are the resolved store, identity and host policy of a command.
 type settings struct {
-	store storeURL
+	store storeurl.URL
 	// storeSource names where the store URL came from, for errors: the
 	// --store flag, KEYTURN_STORE, the config file or the default.
 	storeSource string
 	identity    string
 	relayHosts  []string
 	loopback    bool
-}
-
-const acceptedStoreForms = storeurl.AcceptedForms
-
-// parseStoreURL reads a store URL with storeurl.Parse.
-func parseStoreURL(raw string) (storeURL, error) {
-	u, err := storeurl.Parse(raw)
-	if err != nil {
-		return storeURL{}, err
-	}
-	return storeURL{raw: u.Raw, kind: u.Kind, dir: u.Dir, region: u.Region}, nil
 }
 
 // resolve applies the precedence flag > environment > config file > default
@@ -116,7 +86,7 @@ func (a *app) resolve(f *storeFlags) (settings, error) {
 const defaultStoreSource = "default"
 
 // resolveStore returns the store URL and where it came from.
-func (a *app) resolveStore(f *storeFlags, cfg fileConfig, cfgPath string) (storeURL, string, error) {
+func (a *app) resolveStore(f *storeFlags, cfg fileConfig, cfgPath string) (storeurl.URL, string, error) {
 	raw, from := firstSet(
 		[2]string{f.store, "--store"},
 		[2]string{a.getenv("KEYTURN_STORE"), "KEYTURN_STORE"},
@@ -125,18 +95,18 @@ func (a *app) resolveStore(f *storeFlags, cfg fileConfig, cfgPath string) (store
 	if raw == "" {
 		dir, err := a.defaultDir("XDG_DATA_HOME", ".local/share", "store")
 		if err != nil {
-			return storeURL{}, "", err
+			return storeurl.URL{}, "", err
 		}
-		return storeURL{raw: "file://" + dir, kind: storeFile, dir: dir}, defaultStoreSource, nil
+		return storeurl.URL{Raw: "file://" + dir, Kind: storeurl.File, Dir: dir}, defaultStoreSource, nil
 	}
-	u, err := parseStoreURL(raw)
+	u, err := storeurl.Parse(raw)
 	if err != nil {
 		code := exitError
 		if from == "--store" {
 			code = exitUsage
 		}
-		return storeURL{}, "", withCode(code, fmt.Errorf("%s: %w", from, err)).
-			withHint("the accepted forms are %s", acceptedStoreForms)
+		return storeurl.URL{}, "", cli.WithCode(code, fmt.Errorf("%s: %w", from, err)).
+			WithHint("the accepted forms are %s", storeurl.AcceptedForms)
 	}
 	return u, from, nil
 }
@@ -156,15 +126,15 @@ func firstSet(values ...[2]string) (value, source string) {
 func (a *app) relayHosts(f *storeFlags, cfg fileConfig, cfgPath string, loopback bool) ([]string, error) {
 	switch {
 	case len(f.relayHosts) > 0:
-		hosts, err := checkRelayHosts(f.relayHosts, "--relay-host", loopback)
+		hosts, err := provider.CheckRelayHosts(f.relayHosts, "--relay-host", loopback)
 		if err != nil {
-			return nil, withCode(exitUsage, err)
+			return nil, cli.WithCode(exitUsage, err)
 		}
 		return hosts, nil
 	case a.getenv("KEYTURN_RELAY_HOSTS") != "":
-		return checkRelayHosts([]string{a.getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
+		return provider.CheckRelayHosts([]string{a.getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
 	case len(cfg.RelayHosts) > 0:
-		return checkRelayHosts(cfg.RelayHosts, "relay_hosts in "+cfgPath, loopback)
+		return provider.CheckRelayHosts(cfg.RelayHosts, "relay_hosts in "+cfgPath, loopback)
 	}
 	return nil, nil
 }
@@ -251,13 +221,13 @@ func (s settings) policy() *provider.Policy {
 // existing secrets pass false, so a mistyped store URL is an error rather
 // than a new, empty store. The caller closes the store.
 func (a *app) openStore(ctx context.Context, s settings, create bool) (keystore.Store, func(), error) {
-	st, closeStore, err := storeurl.Open(ctx, s.store.shared(), storeurl.OpenOptions{
+	st, closeStore, err := storeurl.Open(ctx, s.store, storeurl.OpenOptions{
 		Identity: s.identity, Create: create, OpenAWS: a.openAWS,
 	})
 	switch {
-	case err != nil && s.store.kind == storeAWS:
-		return nil, nil, withCode(exitError, fmt.Errorf("open store %s: %w", s.store.raw, err)).
-			withHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
+	case err != nil && s.store.Kind == storeurl.AWS:
+		return nil, nil, cli.WithCode(exitError, fmt.Errorf("open store %s: %w", s.store.Raw, err)).
+			WithHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
 	case err != nil:
 		return nil, nil, fileStoreError(s, err)
 	}
@@ -267,25 +237,56 @@ func (a *app) openStore(ctx context.Context, s settings, create bool) (keystore.
 // fileStoreError words a file store that cannot be opened, naming where its
 // URL came from, since a missing store is most often a mistyped URL.
 func fileStoreError(s settings, err error) error {
-	dir := s.store.dir
+	dir := s.store.Dir
 	if errors.Is(err, keystore.ErrNotFound) {
-		if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
-			return withCode(exitError, fmt.Errorf("no file store at %s: the directory does not exist (%s)", dir, storeOrigin(s))).
-				withHint("%s, or create a store there with 'rotator add SECRET --provider NAME --base-url URL'", fixStoreHint(s))
-		}
-		return withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err)).
-			withHint("%s", fixStoreHint(s))
+		return missingFileStoreError(s, err)
 	}
-	opened := withCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err))
+	opened := cli.WithCode(exitError, fmt.Errorf("open file store %s (%s): %w", dir, storeOrigin(s), err))
 	switch {
 	case errors.Is(err, keystore.ErrDecryption):
-		return opened.withHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
+		return opened.WithHint("pass --identity PATH or set KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
 	case errors.Is(err, keystore.ErrInvalidParameter):
 		// The message already explains how to fix the path or the identity
 		// file, such as chmod 600 for one that others may read.
 		return opened
 	}
-	return opened.withHint("pass --store file:///ABSOLUTE/DIR for a writable directory")
+	return opened.WithHint("pass --store file:///ABSOLUTE/DIR for a writable directory")
+}
+
+// missingFileStoreError words a file store that OpenFile did not find: a
+// directory that does not exist or contains no store, or a missing identity
+// file. Only add and dev create a store, so the hint names add.
+func missingFileStoreError(s settings, err error) error {
+	dir := s.store.Dir
+	createHint := fmt.Sprintf("%s, or create a store there with 'rotator add SECRET --provider NAME --base-url URL'", fixStoreHint(s))
+	if _, statErr := os.Stat(dir); errors.Is(statErr, fs.ErrNotExist) {
+		return cli.WithCode(exitError, fmt.Errorf("no file store at %s: the directory does not exist (%s)", dir, storeOrigin(s))).
+			WithHint("%s", createHint)
+	}
+	if !hasStoreFiles(dir) {
+		return cli.WithCode(exitError, fmt.Errorf("no file store at %s: the directory contains no keyturn store (%s)", dir, storeOrigin(s))).
+			WithHint("%s", createHint)
+	}
+	// The store is there, but its identity file is not. The message names
+	// the file and how to restore it.
+	msg := err.Error()
+	var ke *keystore.Error
+	if errors.As(err, &ke) {
+		msg = ke.Msg
+	}
+	return cli.WithCode(exitError, fmt.Errorf("open file store %s (%s): %s", dir, storeOrigin(s), msg)).
+		WithHint("pass --identity PATH or set KEYTURN_IDENTITY to the store's age identity file")
+}
+
+// hasStoreFiles reports whether dir contains a secrets directory or an
+// identity.age, as every store that keyturn created does.
+func hasStoreFiles(dir string) bool {
+	for _, name := range []string{"secrets", "identity.age"} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // storeOrigin words where the store URL came from.

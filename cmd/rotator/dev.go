@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/fakeprovider"
 	"github.com/keyturn/keyturn/internal/issuer"
 	"github.com/keyturn/keyturn/internal/provider"
@@ -75,7 +76,7 @@ func (a *app) dev(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(positional) > 0 {
-		return usageErrorf("dev: unexpected argument %q: dev takes only flags", positional[0])
+		return cli.Usagef("dev: unexpected argument %q: dev takes only flags", positional[0])
 	}
 	if err := f.check(a); err != nil {
 		return err
@@ -86,7 +87,7 @@ func (a *app) dev(ctx context.Context, args []string) error {
 // check validates the flags and resolves the store directory.
 func (f *devFlags) check(a *app) error {
 	if f.interval < time.Second {
-		return usageErrorf("dev: --interval %s is too short: use 1s or more", f.interval)
+		return cli.Usagef("dev: --interval %s is too short: use 1s or more", f.interval)
 	}
 	if err := checkLoopbackAddress(f.listen); err != nil {
 		return err
@@ -100,7 +101,7 @@ func (f *devFlags) check(a *app) error {
 	// An absolute path, so that the KEYTURN_STORE=file://DIR line dev
 	// prints works from any directory.
 	if f.dir, err = filepath.Abs(f.dir); err != nil {
-		return usageErrorf("dev: --dir %q: %v", f.dir, err)
+		return cli.Usagef("dev: --dir %q: %v", f.dir, err)
 	}
 	return nil
 }
@@ -113,14 +114,14 @@ func (f *devFlags) check(a *app) error {
 func checkLoopbackAddress(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return usageErrorf("dev: --listen %q: %v: use HOST:PORT such as 127.0.0.1:0", addr, err)
+		return cli.Usagef("dev: --listen %q: %v: use HOST:PORT such as 127.0.0.1:0", addr, err)
 	}
 	ip := net.ParseIP(host)
 	switch {
 	case ip != nil && ip.IsLoopback() && ip.To4() == nil:
-		return usageErrorf("dev: --listen %q: an IPv6 address cannot be part of a base-url tag, whose values may not contain [ or ]: use 127.0.0.1:PORT", addr)
+		return cli.Usagef("dev: --listen %q: an IPv6 address cannot be part of a base-url tag, whose values may not contain [ or ]: use 127.0.0.1:PORT", addr)
 	case ip == nil || !ip.IsLoopback():
-		return usageErrorf("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT", addr)
+		return cli.Usagef("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT", addr)
 	}
 	return nil
 }
@@ -129,7 +130,7 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 	logger, standInLogger := a.devLoggers(f.verbose)
 	store, err := keystore.OpenFile(keystore.FileOptions{Dir: f.dir, Logger: logger.With("component", "store"), Create: true})
 	if err != nil {
-		return withCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).withHint("pass --dir for a writable directory")
+		return cli.WithCode(exitError, fmt.Errorf("dev: open file store %s: %w", f.dir, err)).WithHint("pass --dir for a writable directory")
 	}
 	defer store.Close()
 	// The lock comes before anything is written, since a second dev would
@@ -179,8 +180,8 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 		if ctx.Err() != nil {
 			return nil
 		}
-		return withCode(exitError, fmt.Errorf("dev: first rotation of %s failed: %w", devSecretID, err)).
-			withHint("the log lines above show the failing step")
+		return cli.WithCode(exitError, fmt.Errorf("dev: first rotation of %s failed: %w", devSecretID, err)).
+			WithHint("the log lines above show the failing step")
 	}
 	logger.Info("rotation promoted", "secret_id", devSecretID, "version_id", res.VersionID)
 	if a.devReady != nil {
@@ -201,11 +202,11 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 func serveStandIn(addr string, p *fakeprovider.Provider) (string, func(), error) {
 	ln, err := fakeprovider.Listen(addr)
 	if err != nil {
-		ce := withCode(exitError, fmt.Errorf("dev: start the stand-in provider: %w", err))
+		ce := cli.WithCode(exitError, fmt.Errorf("dev: start the stand-in provider: %w", err))
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return "", nil, ce.withHint("port %s is in use: pick another with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for a free one", portOf(addr))
+			return "", nil, ce.WithHint("port %s is in use: pick another with --listen 127.0.0.1:PORT, or --listen 127.0.0.1:0 for a free one", portOf(addr))
 		}
-		return "", nil, ce.withHint("pick another address with --listen 127.0.0.1:PORT")
+		return "", nil, ce.WithHint("pick another address with --listen 127.0.0.1:PORT")
 	}
 	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()

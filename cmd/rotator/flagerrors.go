@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyturn/keyturn/internal/cli"
 )
 
 // The flag package's parse errors, as Go 1.26 words them.
@@ -70,7 +72,7 @@ func valueForm(f *flag.Flag) string {
 func positiveDurations(cmd string, flags ...namedDuration) error {
 	for _, f := range flags {
 		if f.value <= 0 {
-			return usageErrorf("%s: --%s %s must be positive, such as %s", cmd, f.name,
+			return cli.Usagef("%s: --%s %s must be positive, such as %s", cmd, f.name,
 				strings.TrimSpace(f.value.String()), f.example)
 		}
 	}

@@ -39,8 +39,9 @@ only). Use 127.0.0.1: tag values cannot hold the brackets of an IPv6 URL.
 Router clients: 'rotator client add NAME' issues a key (kt-...) that a client
 uses to call the router, and shows it only once. The store keeps only the
 key's SHA-256 hash, in the secret keyturn/router-clients. 'rotator client
-list' shows the clients and 'rotator client revoke' removes one; all three
-work on either store.
+list' shows the clients, 'rotator client revoke' removes one, and 'rotator
+client disable' and 'enable' turn a client's key off and on; all of them
+work on either store, and none creates a store.
 
 Output: results go to stdout, as text or, with --output json, one JSON
 object; errors and hints always go to stderr.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -64,7 +65,7 @@ func TestRotateNowInterruptedFileStore(t *testing.T) {
 	done := make(chan result, 1)
 	go func() { done <- e.runContext(ctx, "", "rotate-now", "app/openai") }()
 	waitClosed(t, entered, "the provider check")
-	cancel(signalCause{syscall.SIGINT})
+	cancel(cli.SignalCause{Signal: syscall.SIGINT})
 	r := <-done
 
 	if r.code != exitInterrupted {
@@ -115,7 +116,7 @@ func testRotateNowInterruptedAWS(t *testing.T, output string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel(signalCause{syscall.SIGINT})
+	cancel(cli.SignalCause{Signal: syscall.SIGINT})
 	r := <-done
 
 	if r.code != exitInterrupted {
@@ -133,23 +134,6 @@ func testRotateNowInterruptedAWS(t *testing.T, output string) {
 	for _, claim := range []string{"still pending after", "not promoted"} {
 		if strings.Contains(r.stdout+r.stderr, claim) {
 			t.Errorf("an interrupted wait claims %q:\n%s\n%s", claim, r.stdout, r.stderr)
-		}
-	}
-}
-
-func TestInterruptedCodeBySignal(t *testing.T) {
-	for _, tt := range []struct {
-		cause error
-		want  int
-	}{
-		{signalCause{syscall.SIGINT}, 130},
-		{signalCause{syscall.SIGTERM}, 143},
-		{nil, exitInterrupted},
-	} {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(tt.cause)
-		if got := interruptedCode(ctx); got != tt.want {
-			t.Errorf("cause %v: code %d, want %d", tt.cause, got, tt.want)
 		}
 	}
 }
@@ -245,11 +229,14 @@ func TestSecondSignalExits(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	var stderr bytes.Buffer
 	exited := make(chan int, 1)
-	go watchSignals(ch, stopped, cancel, &stderr, func(code int) { exited <- code })
+	w := signals
+	w.Stderr = &stderr
+	w.Exit = func(code int) { exited <- code }
+	go w.Watch(ch, stopped, cancel)
 
 	ch <- syscall.SIGTERM
 	<-ctx.Done()
-	if got := interruptedCode(ctx); got != 143 {
+	if got := cli.InterruptedCode(ctx); got != 143 {
 		t.Errorf("after the first SIGTERM: code %d, want 143", got)
 	}
 	ch <- os.Interrupt
@@ -273,7 +260,7 @@ func TestStageValidateInterrupted(t *testing.T) {
 		done <- e.runContext(ctx, "", "stage", "app/openai", "--file", e.writeFile("key", canary), "--validate")
 	}()
 	waitClosed(t, entered, "the provider check")
-	cancel(signalCause{syscall.SIGINT})
+	cancel(cli.SignalCause{Signal: syscall.SIGINT})
 	r := <-done
 	if r.code != exitInterrupted {
 		t.Errorf("exit %d, want %d\n%s", r.code, exitInterrupted, r.stderr)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -57,7 +58,7 @@ func newLambdaHandler(ctx context.Context, getenv func(string) string, logger *s
 	if err != nil {
 		return nil, err
 	}
-	relayHosts, err := checkRelayHosts([]string{getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
+	relayHosts, err := provider.CheckRelayHosts([]string{getenv("KEYTURN_RELAY_HOSTS")}, "KEYTURN_RELAY_HOSTS", loopback)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"github.com/keyturn/keyturn/internal/cli"
 )
 
 // newLambdaLogHandler returns the rotation Lambda's log handler, which
@@ -18,12 +20,18 @@ import (
 // and writes text otherwise, so for any other format the records go through
 // a JSON handler on stdout with the same keys (timestamp, message) instead.
 // Lambda filters by AWS_LAMBDA_LOG_LEVEL only in its JSON format, so that
-// handler logs at INFO and above.
+// handler logs at INFO and above. It writes durations as Go duration
+// strings.
+// NOTE: lambdacontext.NewLogHandler takes no ReplaceAttr, so in Lambda's
+// JSON format durations stay integer nanoseconds.
 func newLambdaLogHandler(getenv func(string) string, stdout io.Writer) slog.Handler {
 	if getenv("AWS_LAMBDA_LOG_FORMAT") == "JSON" {
 		return lambdacontext.NewLogHandler()
 	}
-	json := slog.NewJSONHandler(stdout, &slog.HandlerOptions{ReplaceAttr: lambdacontext.ReplaceAttr})
+	replace := func(groups []string, a slog.Attr) slog.Attr {
+		return lambdacontext.ReplaceAttr(groups, cli.ReplaceDurations(groups, a))
+	}
+	json := slog.NewJSONHandler(stdout, &slog.HandlerOptions{ReplaceAttr: replace})
 	return requestIDHandler{json}
 }
 

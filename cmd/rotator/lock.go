@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 
 	"github.com/gofrs/flock"
+
+	"github.com/keyturn/keyturn/internal/cli"
 )
 
 // instanceLockName is the lock file that `rotator serve` and `rotator dev`
@@ -24,8 +26,8 @@ func lockInstance(dir string) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock store %s: %w", dir, err)
 	}
 	if !ok {
-		return nil, withCode(exitError, fmt.Errorf("another rotator serve (or dev) is running on store %s", dir)).
-			withHint("stop it first, or use another store; every operator command (add, update, stage, rotate-now, abandon and status) works while it runs")
+		return nil, cli.WithCode(exitError, fmt.Errorf("another rotator serve (or dev) is running on store %s", dir)).
+			WithHint("stop it first, or use another store; every operator command (add, update, stage, rotate-now, abandon and status) works while it runs")
 	}
 	return func() { _ = lock.Unlock() }, nil
 }

@@ -22,7 +22,7 @@ func main() {
 		startLambda()
 		return
 	}
-	ctx, stop := notifyContext(context.Background())
+	ctx, stop := signals.NotifyContext(context.Background())
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

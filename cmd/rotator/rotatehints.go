@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -19,29 +20,29 @@ const outcomeInterrupted rotation.Outcome = "interrupted"
 // rotationError gives err the outcome's exit code and the next step to
 // take, as a complete command.
 func rotationError(t rotateTarget, res rotation.Result, code int, err error) error {
-	var hinted *cliError
-	if errors.As(err, &hinted) && len(hinted.hints) > 0 {
-		hinted.code = code
+	var hinted *cli.Error
+	if errors.As(err, &hinted) && len(hinted.Hints) > 0 {
+		hinted.Code = code
 		return hinted
 	}
-	ce := withCode(code, err)
-	ce.code = code
+	ce := cli.WithCode(code, err)
+	ce.Code = code
 	id := res.SecretID
 	switch {
 	case errors.Is(err, rotation.ErrNothingToPromote):
 		// The engine's message already gives the stage command.
 	case code == exitInProgress && strings.Contains(err.Error(), "rotator abandon"):
 		// The engine's message already gives the abandon command.
-		ce.withHint("see it with 'rotator status %s'", id)
+		ce.WithHint("see it with 'rotator status %s'", id)
 	case code == exitInProgress:
-		ce.withHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", id, id)
+		ce.WithHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", id, id)
 	case code == exitTransient:
-		ce.withHint("the provider or store failed for now; retry later with 'rotator rotate-now %s'", id)
+		ce.WithHint("the provider or store failed for now; retry later with 'rotator rotate-now %s'", id)
 	case code == exitRejected:
-		ce.withHint("%s", rejectedHint(t, res, err))
+		ce.WithHint("%s", rejectedHint(t, res, err))
 	case errors.Is(err, rotation.ErrConfig):
 		if hint := configHint(t, err); hint != "" {
-			ce.withHint("%s", hint)
+			ce.WithHint("%s", hint)
 		}
 	}
 	return ce
@@ -94,9 +95,9 @@ func settingsChange(t rotateTarget, flag string) string {
 // noRotationFunctionError reports an AWS secret that Secrets Manager
 // cannot rotate, because no rotation function is configured.
 func noRotationFunctionError(secretID string) error {
-	return withCode(exitError, fmt.Errorf("rotate-now %s: %w: the secret has no rotation function, so Secrets Manager cannot rotate it",
+	return cli.WithCode(exitError, fmt.Errorf("rotate-now %s: %w: the secret has no rotation function, so Secrets Manager cannot rotate it",
 		secretID, rotation.ErrConfig)).
-		withHint("set one with Terraform (rotation_lambda_arn of aws_secretsmanager_secret_rotation), then run 'rotator rotate-now %s' again", secretID)
+		WithHint("set one with Terraform (rotation_lambda_arn of aws_secretsmanager_secret_rotation), then run 'rotator rotate-now %s' again", secretID)
 }
 
 // interruptedInProcess reports a file-store rotation that Ctrl-C stopped
@@ -120,14 +121,14 @@ func interruptedInProcess(ctx context.Context, store keystore.Store, res rotatio
 		return res, fmt.Errorf("interrupted: no rotation of %s was started", id)
 	}
 	if pendingVersion(d) == version {
-		return res, withCode(exitError, fmt.Errorf("interrupted: the rotation of %s is left in progress: %s stays on version %s",
+		return res, cli.WithCode(exitError, fmt.Errorf("interrupted: the rotation of %s is left in progress: %s stays on version %s",
 			id, keystore.StagePending, version)).
-			withHint("the next rotation resumes it once it is stale, or 'rotator abandon %s' drops it now", id)
+			WithHint("the next rotation resumes it once it is stale, or 'rotator abandon %s' drops it now", id)
 	}
 	msg := fmt.Sprintf("interrupted: the rotation of %s was abandoned (%s removed); AWSCURRENT is unchanged", id, keystore.StagePending)
 	if d.VersionWithStage(keystore.StageStaged) != "" {
 		msg += ", and the staged key stays staged"
 	}
-	return res, withCode(exitError, errors.New(msg)).
-		withHint("run 'rotator rotate-now %s' again to rotate", id)
+	return res, cli.WithCode(exitError, errors.New(msg)).
+		WithHint("run 'rotator rotate-now %s' again to rotate", id)
 }

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/issuer"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/internal/schedule"
+	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -39,6 +41,8 @@ The outcome goes to stdout; with --output json it is one object, printed
 even when the rotation fails:
   {"secret_id": "...", "version_id": "...", "outcome": "promoted",
    "resumed_from": "...",   (only when a left-over rotation was resumed)
+   "staged_version_id": "...", (the staged version whose key was promoted,
+                               on the file store; not for a minted key)
    "failure": {...},        (the step that failed, and why)
    "error": "..."}          (only when no failed step explains it)
 The error and its hints go to stderr, once.
@@ -96,10 +100,10 @@ func (a *app) runRotateNow(ctx context.Context, secretID string, f *rotateFlags)
 	// The engine ends every file-store rotation at DefaultRotationTimeout,
 	// the bound that other rotators sharing the store judge staleness by,
 	// so a longer --timeout could not be kept.
-	if s.store.kind == storeFile && f.timeout > rotation.DefaultRotationTimeout {
-		return usageErrorf("rotate-now: --timeout %s is longer than %s, the longest a rotation may run on the file store",
+	if s.store.Kind == storeurl.File && f.timeout > rotation.DefaultRotationTimeout {
+		return cli.Usagef("rotate-now: --timeout %s is longer than %s, the longest a rotation may run on the file store",
 			schedule.FormatDuration(f.timeout), schedule.FormatDuration(rotation.DefaultRotationTimeout)).
-			withHint("pass --timeout %s or less", schedule.FormatDuration(rotation.DefaultRotationTimeout))
+			WithHint("pass --timeout %s or less", schedule.FormatDuration(rotation.DefaultRotationTimeout))
 	}
 	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
@@ -107,7 +111,7 @@ func (a *app) runRotateNow(ctx context.Context, secretID string, f *rotateFlags)
 	}
 	defer closeStore()
 
-	t := rotateTarget{secretID: secretID, onAWS: s.store.kind == storeAWS}
+	t := rotateTarget{secretID: secretID, onAWS: s.store.Kind == storeurl.AWS}
 	res, err := a.precheck(ctx, store, s, &t)
 	if err == nil {
 		if t.onAWS {
@@ -144,14 +148,14 @@ func (a *app) precheck(ctx context.Context, store keystore.Store, s settings, t 
 	case errors.Is(err, keystore.ErrNotFound):
 		return failed, notFoundError("rotate-now", secretID, s)
 	case errors.Is(err, keystore.ErrUnavailable):
-		return rotation.Result{Outcome: rotation.Transient}, withCode(exitTransient, fmt.Errorf("rotate-now: %w", err)).
-			withHint("the store could not be reached; retry later with 'rotator rotate-now %s'", secretID)
+		return rotation.Result{Outcome: rotation.Transient}, cli.WithCode(exitTransient, fmt.Errorf("rotate-now: %w", err)).
+			WithHint("the store could not be reached; retry later with 'rotator rotate-now %s'", secretID)
 	case err != nil:
 		return failed, fmt.Errorf("rotate-now: %w", err)
 	}
 	t.desc = d
 	if !keystore.IsManaged(d.Tags) {
-		return failed, notManagedError("rotate-now", secretID)
+		return failed, notManagedError(ctx, store, "rotate-now", secretID)
 	}
 	if t.settings, err = keystore.SettingsFromTags(d.Tags); err != nil {
 		return failed, fmt.Errorf("rotate-now: secret %s: %w", secretID, err)
@@ -180,13 +184,13 @@ func (a *app) checkKeySource(t *rotateTarget) error {
 	id := t.secretID
 	switch {
 	case t.settings.Issuer == keystore.IssuerStaged:
-		return withCode(exitError, fmt.Errorf("rotate-now %s: %w: no key is staged, and the secret's issuer is %s, which mints none",
+		return cli.WithCode(exitError, fmt.Errorf("rotate-now %s: %w: no key is staged, and the secret's issuer is %s, which mints none",
 			id, rotation.ErrNothingToPromote, keystore.IssuerStaged)).
-			withHint("stage the next key first: rotator stage %s --file KEYFILE", id)
+			WithHint("stage the next key first: rotator stage %s --file KEYFILE", id)
 	case !t.onAWS && t.settings.Issuer == issuer.DevName && a.getenv(devIssuerEnv) == "":
-		return withCode(exitError, fmt.Errorf("rotate-now %s: %w: its issuer is dev, which mints keys at the stand-in provider of 'rotator dev', and %s is not set",
+		return cli.WithCode(exitError, fmt.Errorf("rotate-now %s: %w: its issuer is dev, which mints keys at the stand-in provider of 'rotator dev', and %s is not set",
 			id, rotation.ErrConfig, devIssuerEnv)).
-			withHint("let 'rotator dev' rotate it, or set %s to the stand-in's http://127.0.0.1:PORT/openrouter/api/v1 with --allow-loopback; or stage a key with 'rotator stage %s --file KEYFILE'",
+			WithHint("let 'rotator dev' rotate it, or set %s to the stand-in's http://127.0.0.1:PORT/openrouter/api/v1 with --allow-loopback; or stage a key with 'rotator stage %s --file KEYFILE'",
 				devIssuerEnv, id)
 	}
 	return nil
@@ -223,12 +227,15 @@ func exitCodeOf(o rotation.Outcome) int {
 }
 
 type rotationJSON struct {
-	SecretID    string            `json:"secret_id"`
-	VersionID   string            `json:"version_id,omitempty"`
-	Outcome     string            `json:"outcome"`
-	ResumedFrom string            `json:"resumed_from,omitempty"`
-	Failure     *keystore.Failure `json:"failure,omitempty"`
-	Error       string            `json:"error,omitempty"`
+	SecretID    string `json:"secret_id"`
+	VersionID   string `json:"version_id,omitempty"`
+	Outcome     string `json:"outcome"`
+	ResumedFrom string `json:"resumed_from,omitempty"`
+	// StagedVersionID is the KEYTURN_STAGED version whose key was
+	// promoted as VersionID; omitted for a minted key.
+	StagedVersionID string            `json:"staged_version_id,omitempty"`
+	Failure         *keystore.Failure `json:"failure,omitempty"`
+	Error           string            `json:"error,omitempty"`
 }
 
 // reportRotation prints the outcome on stdout and returns the error that
@@ -242,7 +249,7 @@ func (a *app) reportRotation(ctx context.Context, t rotateTarget, res rotation.R
 	if out == outputJSON {
 		j := rotationJSON{
 			SecretID: res.SecretID, VersionID: res.VersionID, Outcome: string(res.Outcome),
-			ResumedFrom: res.ResumedFrom, Failure: res.Failure,
+			ResumedFrom: res.ResumedFrom, StagedVersionID: res.StagedVersion, Failure: res.Failure,
 		}
 		if err != nil && !failureExplains(res.Failure, err) {
 			j.Error = err.Error()
@@ -255,7 +262,7 @@ func (a *app) reportRotation(ctx context.Context, t rotateTarget, res rotation.R
 	}
 	code := exitCodeOf(res.Outcome)
 	if res.Outcome == outcomeInterrupted {
-		code = interruptedCode(ctx)
+		code = cli.InterruptedCode(ctx)
 	}
 	if err != nil {
 		return rotationError(t, res, code, err)
@@ -286,6 +293,9 @@ func (a *app) printRotation(res rotation.Result, err error) {
 	switch res.Outcome {
 	case rotation.Promoted:
 		fmt.Fprintf(a.stdout, "promoted %s version %s to AWSCURRENT\n", res.SecretID, res.VersionID)
+		if res.StagedVersion != "" {
+			fmt.Fprintf(a.stdout, "version %s contains the key that was staged as version %s\n", res.VersionID, res.StagedVersion)
+		}
 	case rotation.InProgress:
 		fmt.Fprintf(a.stdout, "rotation in progress: %s version %s\n", res.SecretID, res.VersionID)
 	case outcomeInterrupted:

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/rotation"
 	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
@@ -47,8 +48,8 @@ func beginRejected(ctx context.Context, store keystore.Store, secretID string, e
 			return rotation.Result{Outcome: rotation.Failed}, noRotationFunctionError(secretID)
 		}
 	}
-	return rotation.Result{Outcome: rotation.Failed}, withCode(exitError, fmt.Errorf("rotate-now %s: %w", secretID, err)).
-		withHint("check the secret's rotation configuration with 'rotator status %s' and in Terraform", secretID)
+	return rotation.Result{Outcome: rotation.Failed}, cli.WithCode(exitError, fmt.Errorf("rotate-now %s: %w", secretID, err)).
+		WithHint("check the secret's rotation configuration with 'rotator status %s' and in Terraform", secretID)
 }
 
 // pendingVersion returns the version holding AWSPENDING if it is not also
@@ -126,10 +127,10 @@ func endedUnpromoted(secretID, token string, f *keystore.Failure, lambdaARN stri
 	if f != nil {
 		err = fmt.Errorf("%w. Step %s failed (%s): %s", err, f.Step, f.Class, f.Reason)
 	}
-	ce := withCode(exitError, err)
+	ce := cli.WithCode(exitError, err)
 	if f == nil || f.Class == "config" || strings.Contains(f.Reason, keystore.TagBaseURL) {
-		ce.withHint("%s", functionLogs(lambdaARN))
-		ce.withHint("a step that failed with class config, such as a 404, means a setting is wrong, most often the secret's %s, which must be the provider's API root: "+
+		ce.WithHint("%s", functionLogs(lambdaARN))
+		ce.WithHint("a step that failed with class config, such as a 404, means a setting is wrong, most often the secret's %s, which must be the provider's API root: "+
 			"on AWS, change the secret's tag in Terraform, then run 'rotator rotate-now %s' again", keystore.TagBaseURL, secretID)
 	}
 	return ce
@@ -143,9 +144,9 @@ var errStoppedWaiting = errors.New("stopped waiting")
 // itself goes on in Secrets Manager.
 func stoppedWaiting(secretID, token string) (rotation.Result, error) {
 	res := rotation.Result{VersionID: token, Outcome: outcomeInterrupted}
-	return res, withCode(exitError, fmt.Errorf("interrupted: %w for the rotation of %s version %s; it may still complete in Secrets Manager",
+	return res, cli.WithCode(exitError, fmt.Errorf("interrupted: %w for the rotation of %s version %s; it may still complete in Secrets Manager",
 		errStoppedWaiting, secretID, token)).
-		withHint("check it with 'rotator status %s'", secretID)
+		WithHint("check it with 'rotator status %s'", secretID)
 }
 
 // timedOut reports a rotation that had not ended at the timeout: promoted
@@ -165,11 +166,11 @@ func timedOut(store keystore.Store, d keystore.Description, token string, timeou
 		return res, fmt.Errorf("rotate-now %s version %s: still pending after %s (%w). The last failure: %s",
 			secretID, token, schedule.FormatDuration(timeout), rotation.ErrTransient, res.Failure.Reason)
 	}
-	return res, withCode(exitInProgress, fmt.Errorf("rotate-now %s version %s: the rotation has not finished after %s (%w). %s %s",
+	return res, cli.WithCode(exitInProgress, fmt.Errorf("rotate-now %s version %s: the rotation has not finished after %s (%w). %s %s",
 		secretID, token, schedule.FormatDuration(timeout), rotation.ErrInProgress, keystore.StagePending,
 		pendingProgress(ctx, store, secretID, token))).
-		withHint("Secrets Manager retries a failed rotation on its own, and %s", functionLogs(d.Rotation.LambdaARN)).
-		withHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", secretID, secretID)
+		WithHint("Secrets Manager retries a failed rotation on its own, and %s", functionLogs(d.Rotation.LambdaARN)).
+		WithHint("see it with 'rotator status %s'; if no rotator is working on it, 'rotator abandon %s' drops it", secretID, secretID)
 }
 
 // pendingProgress words how far the rotation of token got, as far as its

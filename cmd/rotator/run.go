@@ -11,21 +11,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/scheduler"
 	"github.com/keyturn/keyturn/keystore"
 )
 
 // Exit codes, documented in the help text and the README.
 const (
-	exitOK         = 0
-	exitError      = 1
-	exitUsage      = 2
-	exitRejected   = 3
-	exitTransient  = 4
-	exitInProgress = 5
-	// exitInterrupted is 128+SIGINT, the shell's code for a command that
-	// Ctrl-C stopped; SIGTERM gives 128+15 = 143 the same way.
-	exitInterrupted = 130
+	exitOK          = cli.ExitOK
+	exitError       = cli.ExitError
+	exitUsage       = cli.ExitUsage
+	exitRejected    = 3
+	exitTransient   = 4
+	exitInProgress  = 5
+	exitInterrupted = cli.ExitInterrupted
 )
 
 // app is one invocation of the CLI. Tests build it directly to inject the
@@ -67,7 +66,7 @@ func commands() []command {
 		{"rotate-now", "rotate a secret now and report the outcome", (*app).rotateNow},
 		{"abandon", "drop a secret's unfinished rotation (its AWSPENDING label)", (*app).abandon},
 		{"status", "show versions, schedules and failures of managed secrets", (*app).status},
-		{"client", "add, list and revoke the keys that clients use to call the router", (*app).client},
+		{"client", "add, list, revoke, disable and enable the router's client keys", (*app).client},
 		{"serve", "run the rotation schedules of the file store", (*app).serve},
 		{"dev", "run a complete local setup against a stand-in provider", (*app).dev},
 	}
@@ -88,8 +87,8 @@ func (a *app) run(ctx context.Context, args []string) int {
 			return a.exit(interruptedError(ctx, c.run(a, ctx, args[1:])))
 		}
 	}
-	return a.exit(usageErrorf("unknown command %q: the commands are %s", name, commandNames()).
-		withHint("run 'rotator help' for what each command does"))
+	return a.exit(cli.Usagef("unknown command %q: the commands are %s", name, commandNames()).
+		WithHint("run 'rotator help' for what each command does"))
 }
 
 func (a *app) help(args []string) int {
@@ -104,7 +103,7 @@ func (a *app) help(args []string) int {
 			return a.exit(c.run(a, context.Background(), append(slices.Clone(args[1:]), "-h")))
 		}
 	}
-	return a.exit(usageErrorf("unknown command %q: the commands are %s", args[0], commandNames()))
+	return a.exit(cli.Usagef("unknown command %q: the commands are %s", args[0], commandNames()))
 }
 
 func commandNames() string {
@@ -115,33 +114,6 @@ func commandNames() string {
 	return strings.Join(names, ", ")
 }
 
-// cliError is an error with an exit code and hints for the user.
-type cliError struct {
-	code  int
-	err   error
-	hints []string
-}
-
-func (e *cliError) Error() string { return e.err.Error() }
-func (e *cliError) Unwrap() error { return e.err }
-
-func (e *cliError) withHint(format string, args ...any) *cliError {
-	e.hints = append(e.hints, fmt.Sprintf(format, args...))
-	return e
-}
-
-func usageErrorf(format string, args ...any) *cliError {
-	return &cliError{code: exitUsage, err: fmt.Errorf(format, args...)}
-}
-
-func withCode(code int, err error) *cliError {
-	var ce *cliError
-	if errors.As(err, &ce) {
-		return ce
-	}
-	return &cliError{code: code, err: err}
-}
-
 // errSilent ends a command with an exit code after it has printed its own
 // result, such as rotate-now reporting a rejected key.
 type errSilent struct{ code int }
@@ -150,28 +122,17 @@ func (e errSilent) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // exit prints err (if any) as age does and returns its exit code.
 func (a *app) exit(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
 	var silent errSilent
 	if errors.As(err, &silent) {
 		return silent.code
 	}
-	var coded *cliError
-	ce := withCode(exitError, err)
+	var coded *cli.Error
 	if !errors.As(err, &coded) && errors.Is(err, keystore.ErrUnavailable) {
 		// The README promises exit code 4 for an unreachable store from
 		// every command; an error with its own code has chosen it.
-		ce.code = exitTransient
+		err = cli.WithCode(exitTransient, err)
 	}
-	fmt.Fprintf(a.stderr, "rotator: error: %s\n", ce.err)
-	for _, h := range ce.hints {
-		fmt.Fprintf(a.stderr, "rotator: hint: %s\n", h)
-	}
-	return ce.code
+	return cli.Report("rotator", err, a.stderr)
 }
 
 func (a *app) clockNow() time.Time {
@@ -193,8 +154,8 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 				fs.Usage()
 				return nil, err
 			}
-			return nil, usageErrorf("%s: %s", fs.Name(), flagErrorText(fs, err)).
-				withHint("run 'rotator help %s' for usage", fs.Name())
+			return nil, cli.Usagef("%s: %s", fs.Name(), flagErrorText(fs, err)).
+				WithHint("run 'rotator help %s' for usage", fs.Name())
 		}
 		consumed := len(args) - fs.NArg()
 		if consumed > 0 && args[consumed-1] == "--" {
@@ -222,18 +183,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func oneSecretArg(cmd string, positional []string) (string, error) {
 	switch len(positional) {
 	case 0:
-		return "", usageErrorf("%s: missing SECRET argument", cmd).
-			withHint("usage: rotator %s SECRET [flags]; run 'rotator help %s' for details", cmd, cmd)
+		return "", cli.Usagef("%s: missing SECRET argument", cmd).
+			WithHint("usage: rotator %s SECRET [flags]; run 'rotator help %s' for details", cmd, cmd)
 	case 1:
 		return positional[0], checkSecretArg(cmd, positional[0])
 	}
 	// The extra arguments are not echoed: a key pasted as an argument of
 	// stage must not reach the terminal's scrollback a second time.
-	err := usageErrorf("%s: expected one SECRET argument, got %d arguments", cmd, len(positional))
+	err := cli.Usagef("%s: expected one SECRET argument, got %d arguments", cmd, len(positional))
 	if cmd == "stage" {
-		return "", err.withHint("keys are never arguments: rotator stage reads them from --file or standard input")
+		return "", err.WithHint("keys are never arguments: rotator stage reads them from --file or standard input")
 	}
-	return "", err.withHint("%s works on one secret at a time: run it once for each secret", cmd)
+	return "", err.WithHint("%s works on one secret at a time: run it once for each secret", cmd)
 }
 
 // checkSecretArg applies the secret name rule of package keystore to a
@@ -243,17 +204,17 @@ func oneSecretArg(cmd string, positional []string) (string, error) {
 // because it may be a pasted key.
 func checkSecretArg(cmd, id string) error {
 	if strings.TrimSpace(id) == "" {
-		return usageErrorf("%s: SECRET is empty: use 1 to %d letters, digits and %s", cmd, keystore.MaxSecretIDLen, keystore.SecretIDPunctuation)
+		return cli.Usagef("%s: SECRET is empty: use 1 to %d letters, digits and %s", cmd, keystore.MaxSecretIDLen, keystore.SecretIDPunctuation)
 	}
 	if strings.HasPrefix(id, "arn:") {
 		return nil
 	}
 	if len(id) > keystore.MaxSecretIDLen {
-		return usageErrorf("%s: SECRET is %d characters long: the maximum is %d", cmd, len(id), keystore.MaxSecretIDLen)
+		return cli.Usagef("%s: SECRET is %d characters long: the maximum is %d", cmd, len(id), keystore.MaxSecretIDLen)
 	}
 	for i, r := range id {
 		if !keystore.IsSecretIDRune(r) {
-			return usageErrorf("%s: invalid SECRET: character %q at byte %d is not allowed: use letters, digits and %s",
+			return cli.Usagef("%s: invalid SECRET: character %q at byte %d is not allowed: use letters, digits and %s",
 				cmd, r, i, keystore.SecretIDPunctuation)
 		}
 	}

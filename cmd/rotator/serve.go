@@ -8,7 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/scheduler"
+	"github.com/keyturn/keyturn/internal/storeurl"
 )
 
 const serveUsage = `
@@ -66,7 +68,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(positional) > 0 {
-		return usageErrorf("serve: unexpected argument %q: serve takes no SECRET, it runs every managed secret", positional[0])
+		return cli.Usagef("serve: unexpected argument %q: serve takes no SECRET, it runs every managed secret", positional[0])
 	}
 	if err := positiveDurations("serve",
 		namedDuration{"rescan", f.rescan, "1m"}, namedDuration{"stop-timeout", f.stopTimeout, "30s"}); err != nil {
@@ -80,16 +82,16 @@ func (a *app) runServe(ctx context.Context, f *serveFlags) error {
 	if err != nil {
 		return err
 	}
-	if s.store.kind == storeAWS {
-		return withCode(exitError, fmt.Errorf("serve: store %s is on AWS, where Secrets Manager runs the rotation schedules", s.store.raw)).
-			withHint("use serve with a file store; on AWS, 'rotator rotate-now' starts a rotation at once")
+	if s.store.Kind == storeurl.AWS {
+		return cli.WithCode(exitError, fmt.Errorf("serve: store %s is on AWS, where Secrets Manager runs the rotation schedules", s.store.Raw)).
+			WithHint("use serve with a file store; on AWS, 'rotator rotate-now' starts a rotation at once")
 	}
 	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	unlock, err := lockInstance(s.store.dir)
+	unlock, err := lockInstance(s.store.Dir)
 	if err != nil {
 		return err
 	}
@@ -107,7 +109,7 @@ func (a *app) runServe(ctx context.Context, f *serveFlags) error {
 	}
 
 	if !f.once {
-		logger.Info("serving rotation schedules", "store", s.store.raw)
+		logger.Info("serving rotation schedules", "store", s.store.Raw)
 		return sched.Run(ctx)
 	}
 	failed, err := sched.RunOnce(ctx)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/keystore"
@@ -84,20 +85,20 @@ func checkSettingsTags(cmd string, tags map[string]string, fromFlag func(tag str
 	}
 	for _, tag := range []string{keystore.TagProvider, keystore.TagBaseURL} {
 		if tags[tag] == "" {
-			return usageErrorf("%s: missing %s: %s", cmd, name(tag), requiredSettingText(tag))
+			return cli.Usagef("%s: missing %s: %s", cmd, name(tag), requiredSettingText(tag))
 		}
 	}
 	settings, err := keystore.SettingsFromTags(tags)
 	if err != nil {
-		return usageErrorf("%s: %s", cmd, flagNamesFor(err.Error(), fromFlag)).
-			withHint("run 'rotator help %s' for the flags", cmd)
+		return cli.Usagef("%s: %s", cmd, flagNamesFor(err.Error(), fromFlag)).
+			WithHint("run 'rotator help %s' for the flags", cmd)
 	}
 	if err := checkBaseURLTag(cmd, name(keystore.TagBaseURL), settings.BaseURL); err != nil {
 		return err
 	}
 	if err := provider.Validate(settings, policy); err != nil {
-		return usageErrorf("%s: %s", cmd, flagNamesFor(err.Error(), fromFlag)).
-			withHint("keys go only to the providers' own hosts over https; add a relay with --relay-host HOST, or allow a loopback test server with --allow-loopback")
+		return cli.Usagef("%s: %s", cmd, flagNamesFor(err.Error(), fromFlag)).
+			WithHint("keys go only to the providers' own hosts over https; add a relay with --relay-host HOST, or allow a loopback test server with --allow-loopback")
 	}
 	return nil
 }
@@ -141,7 +142,7 @@ func checkIssuer(cmd, issuer, name string) error {
 	if issuer == "" || issuer == keystore.IssuerStaged || slices.Contains(knownIssuers, issuer) {
 		return nil
 	}
-	return usageErrorf("%s: %s: unknown issuer %q: use %s or %s",
+	return cli.Usagef("%s: %s: unknown issuer %q: use %s or %s",
 		cmd, name, issuer, keystore.IssuerStaged, strings.Join(knownIssuers, ", "))
 }
 
@@ -153,8 +154,8 @@ func checkBaseURLTag(cmd, name, baseURL string) error {
 	if !strings.ContainsAny(baseURL, "[]") {
 		return nil
 	}
-	return usageErrorf("%s: %s %q cannot be stored: tag values may not contain [ or ] (Secrets Manager's tag character rule), so an IPv6 address cannot be part of a base URL", cmd, name, baseURL).
-		withHint("use the IPv4 loopback address instead, such as http://127.0.0.1:PORT/v1, or a host name")
+	return cli.Usagef("%s: %s %q cannot be stored: tag values may not contain [ or ] (Secrets Manager's tag character rule), so an IPv6 address cannot be part of a base URL", cmd, name, baseURL).
+		WithHint("use the IPv4 loopback address instead, such as http://127.0.0.1:PORT/v1, or a host name")
 }
 
 // checkRules checks rotation rules that come from --schedule and --window.
@@ -167,7 +168,7 @@ func checkRules(cmd string, rules keystore.RotationRules) error {
 		if rules.Duration != "" {
 			flags += fmt.Sprintf(" --window %q", rules.Duration)
 		}
-		return usageErrorf("%s: %s: %v", cmd, flags, err)
+		return cli.Usagef("%s: %s: %v", cmd, flags, err)
 	}
 	return nil
 }

@@ -14,8 +14,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -54,9 +56,9 @@ func checkKeyID(id string, fromFlag bool) error {
 	case problem == "":
 		return nil
 	case fromFlag:
-		return usageErrorf("stage: --key-id %s", problem)
+		return cli.Usagef("stage: --key-id %s", problem)
 	}
-	return withCode(exitError, fmt.Errorf("stage: the value's key_id %s", problem))
+	return cli.WithCode(exitError, fmt.Errorf("stage: the value's key_id %s", problem))
 }
 
 func keyIDProblem(id string) string {
@@ -133,7 +135,7 @@ func (a *app) runStage(ctx context.Context, secretID string, f *stageFlags) erro
 	before, pending := stagedVersionOf(ctx, store, secretID), pendingVersionOf(ctx, store, secretID)
 	res, err := engine.StageValue(ctx, secretID, value, f.validate)
 	if err != nil && interrupted(ctx) {
-		return withCode(interruptedCode(ctx), fmt.Errorf("interrupted: stage %s: stopped before the key was stored, so nothing was staged", secretID))
+		return cli.WithCode(cli.InterruptedCode(ctx), fmt.Errorf("interrupted: stage %s: stopped before the key was stored, so nothing was staged", secretID))
 	}
 	if err != nil {
 		return stageError(secretID, s, err)
@@ -187,19 +189,19 @@ func stagedVersionOf(ctx context.Context, store keystore.Store, secretID string)
 func stageError(secretID string, s settings, err error) error {
 	switch {
 	case errors.Is(err, provider.ErrInvalidKey):
-		return withCode(exitRejected, err).withHint("the key cannot be sent as it is: check the file")
+		return cli.WithCode(exitRejected, err).WithHint("the key cannot be sent as it is: check the file")
 	case errors.Is(err, rotation.ErrRejected):
-		return withCode(exitRejected, err).withHint("check that it is the right key for this secret")
+		return cli.WithCode(exitRejected, err).WithHint("check that it is the right key for this secret")
 	case errors.Is(err, keystore.ErrUnavailable):
-		return withCode(exitTransient, err).withHint("the store could not be reached; retry later with the same command")
+		return cli.WithCode(exitTransient, err).WithHint("the store could not be reached; retry later with the same command")
 	case errors.Is(err, rotation.ErrTransient):
-		return withCode(exitTransient, err).withHint("try again later, or stage without --validate")
+		return cli.WithCode(exitTransient, err).WithHint("try again later, or stage without --validate")
 	case errors.Is(err, keystore.ErrNotFound):
 		return notFoundError("stage", secretID, s)
 	case errors.Is(err, rotation.ErrConfig) && strings.Contains(err.Error(), keystore.TagBaseURL):
-		t := rotateTarget{secretID: secretID, onAWS: s.store.kind == storeAWS}
-		return withCode(exitError, err).
-			withHint("the secret's %s is not the provider's API root: %s, then stage again", keystore.TagBaseURL, settingsChange(t, "--base-url URL"))
+		t := rotateTarget{secretID: secretID, onAWS: s.store.Kind == storeurl.AWS}
+		return cli.WithCode(exitError, err).
+			WithHint("the secret's %s is not the provider's API root: %s, then stage again", keystore.TagBaseURL, settingsChange(t, "--base-url URL"))
 	}
 	return err
 }
@@ -283,7 +285,7 @@ func inputError(name, problem string) error {
 	if !ok {
 		advice = `give the bare key on one line, or a value object {"api_key": "…"}`
 	}
-	return withCode(exitError, fmt.Errorf("stage: %s: %s", name, what)).withHint("%s", advice)
+	return cli.WithCode(exitError, fmt.Errorf("stage: %s: %s", name, what)).WithHint("%s", advice)
 }
 
 // checkEncoding rejects a byte order mark, which editors on some systems
@@ -291,11 +293,11 @@ func inputError(name, problem string) error {
 func checkEncoding(name string, data []byte) error {
 	switch {
 	case bytes.HasPrefix(data, []byte("\xef\xbb\xbf")):
-		return withCode(exitError, fmt.Errorf("stage: %s starts with a UTF-8 byte order mark", name)).
-			withHint("save the file without a byte order mark (in most editors: encoding UTF-8, not UTF-8 with BOM)")
+		return cli.WithCode(exitError, fmt.Errorf("stage: %s starts with a UTF-8 byte order mark", name)).
+			WithHint("save the file without a byte order mark (in most editors: encoding UTF-8, not UTF-8 with BOM)")
 	case bytes.HasPrefix(data, []byte("\xff\xfe")), bytes.HasPrefix(data, []byte("\xfe\xff")):
-		return withCode(exitError, fmt.Errorf("stage: %s is UTF-16 text", name)).
-			withHint("save the file as plain ASCII or UTF-8 without a byte order mark")
+		return cli.WithCode(exitError, fmt.Errorf("stage: %s is UTF-16 text", name)).
+			WithHint("save the file as plain ASCII or UTF-8 without a byte order mark")
 	}
 	return nil
 }
@@ -304,7 +306,7 @@ func checkEncoding(name string, data []byte) error {
 func parseValueObject(name string, data []byte) (keystore.Value, error) {
 	v, err := keystore.ParseValue(keystore.NewSecret(string(data)))
 	if err != nil {
-		return keystore.Value{}, withCode(exitError, fmt.Errorf("stage: %s: %w", name, err))
+		return keystore.Value{}, cli.WithCode(exitError, fmt.Errorf("stage: %s: %w", name, err))
 	}
 	if problem := keyProblem(v.APIKey.Reveal()); problem != "" {
 		return keystore.Value{}, inputError(name, "the api_key "+problem)
@@ -318,7 +320,7 @@ func (a *app) readInput(path string) ([]byte, string, error) {
 	if path == "-" {
 		name = "standard input"
 		r = a.stdin
-		if isTerminal(a.stdin) {
+		if cli.IsTerminal(a.stdin) {
 			fmt.Fprintln(a.stderr, "rotator: reading the key from standard input; end with Ctrl-D")
 		}
 	} else {
@@ -362,8 +364,8 @@ func openKeyFile(path string) (*os.File, error) {
 			err = pe.Err
 		}
 	}
-	return nil, withCode(exitError, fmt.Errorf("stage: cannot read key file %s: %w", path, err)).
-		withHint("pass --file PATH of a readable file, or - for standard input")
+	return nil, cli.WithCode(exitError, fmt.Errorf("stage: cannot read key file %s: %w", path, err)).
+		WithHint("pass --file PATH of a readable file, or - for standard input")
 }
 
 // parseBareKey accepts one key on one line, followed by any number of
@@ -441,19 +443,4 @@ func keyShapeProblem(key string) string {
 		return fmt.Sprintf("is %d characters long, shorter than any provider key (at least %d): check that the file contains the whole key", len(key), minKeyLen)
 	}
 	return ""
-}
-
-// isTerminal reports whether r is a terminal: a character device other than
-// the null device, which is one too.
-func isTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
 }

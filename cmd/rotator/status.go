@@ -99,7 +99,7 @@ func (a *app) status(ctx context.Context, args []string) error {
 			return err
 		}
 	} else if len(descs) > 0 || len(problems) == 0 {
-		a.printStatus(report, s.store.raw)
+		a.printStatus(report, s.store.Raw)
 	}
 	return a.reportProblems(problems)
 }
@@ -141,7 +141,7 @@ func describeManaged(ctx context.Context, store keystore.Store, s settings, ids 
 		case err != nil:
 			problems = append(problems, statusProblem{id, fmt.Errorf("status: %w", err)})
 		case !keystore.IsManaged(d.Tags):
-			problems = append(problems, statusProblem{id, notManagedError("status", id)})
+			problems = append(problems, statusProblem{id, notManagedError(ctx, store, "status", id)})
 		default:
 			descs = append(descs, d)
 		}

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/storeurl"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -85,11 +87,11 @@ func (f *updateFlags) checkGiven() error {
 		changes = changes || f.given[sf.flag]
 	}
 	if !changes {
-		return usageErrorf("update: nothing to change: pass at least one settings flag, such as --base-url URL or --schedule EXPR").
-			withHint("run 'rotator help update' for the flags")
+		return cli.Usagef("update: nothing to change: pass at least one settings flag, such as --base-url URL or --schedule EXPR").
+			WithHint("run 'rotator help update' for the flags")
 	}
 	if f.noSchedule && (f.given["schedule"] || f.given["window"]) {
-		return usageErrorf("update: --no-schedule removes the schedule, so it cannot be combined with --schedule or --window")
+		return cli.Usagef("update: --no-schedule removes the schedule, so it cannot be combined with --schedule or --window")
 	}
 	return nil
 }
@@ -99,9 +101,9 @@ func (a *app) runUpdate(ctx context.Context, secretID string, f *updateFlags) er
 	if err != nil {
 		return err
 	}
-	if s.store.kind == storeAWS {
-		return withCode(exitError, fmt.Errorf("update: store %s is on AWS, where Terraform manages the settings tags and rotation rules", s.store.raw)).
-			withHint("change the secret's tags or its aws_secretsmanager_secret_rotation in Terraform")
+	if s.store.Kind == storeurl.AWS {
+		return cli.WithCode(exitError, fmt.Errorf("update: store %s is on AWS, where Terraform manages the settings tags and rotation rules", s.store.Raw)).
+			WithHint("change the secret's tags or its aws_secretsmanager_secret_rotation in Terraform")
 	}
 	store, closeStore, err := a.openStore(ctx, s, false)
 	if err != nil {
@@ -116,11 +118,11 @@ func (a *app) runUpdate(ctx context.Context, secretID string, f *updateFlags) er
 	case err != nil:
 		return fmt.Errorf("update: %w", err)
 	case !keystore.IsManaged(d.Tags):
-		return notManagedError("update", secretID)
+		return notManagedError(ctx, store, "update", secretID)
 	}
 	if _, ok := d.Tags[devIntervalTag]; ok {
-		return withCode(exitError, fmt.Errorf("update: %s is the secret of 'rotator dev', which sets its settings and interval at every start", secretID)).
-			withHint("restart 'rotator dev' with the --interval you want; to try update, add a secret of your own with 'rotator add'")
+		return cli.WithCode(exitError, fmt.Errorf("update: %s is the secret of 'rotator dev', which sets its settings and interval at every start", secretID)).
+			WithHint("restart 'rotator dev' with the --interval you want; to try update, add a secret of your own with 'rotator add'")
 	}
 	plan, err := f.plan(d, s.policy())
 	if err != nil {
@@ -189,8 +191,8 @@ func (f *updateFlags) planRotation(p *updatePlan, current keystore.Rotation) err
 	if f.given["window"] {
 		rules.Duration = strings.TrimSpace(f.values.window)
 		if rules.ScheduleExpression == "" && rules.AutomaticallyAfterDays == 0 {
-			return usageErrorf("update: --window needs a schedule, and %s has none", p.secretID).
-				withHint("pass --schedule EXPR too, such as --schedule 'rate(7 days)' --window %s", rules.Duration)
+			return cli.Usagef("update: --window needs a schedule, and %s has none", p.secretID).
+				WithHint("pass --schedule EXPR too, such as --schedule 'rate(7 days)' --window %s", rules.Duration)
 		}
 	}
 	if !f.noSchedule {

@@ -36,7 +36,7 @@ func Parse(data []byte) (List, error) {
 	}
 	raw, ok := known["clients"]
 	if !ok {
-		return List{}, fmt.Errorf(`%w: field clients is missing: the value is {"clients": [...]}`, ErrMalformed)
+		return List{}, fmt.Errorf(`%w: field clients is missing: expected {"clients": [...]}`, ErrMalformed)
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {

@@ -113,9 +113,7 @@ func (p *Policy) AllowsLoopback() bool { return p.allowLoopback }
 // (2852039166, 0xa9fea9fe, 0251.0376.0251.0376, 10.1), which Check would
 // refuse. Whether an IP address may receive keys is Check's decision.
 func ParseRelayHosts(list string) ([]string, error) {
-	fields := strings.FieldsFunc(list, func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\t' || r == '\n'
-	})
+	fields := strings.FieldsFunc(list, isListSeparator)
 	var hosts []string
 	for _, f := range fields {
 		if err := checkRelayHost(f); err != nil {

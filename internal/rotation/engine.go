@@ -73,6 +73,9 @@ type call struct {
 	// abandons the rotation after a failed step, so the step's error must
 	// not promise that the pending version is kept.
 	inRotateNow bool
+	// consumedStaged is the KEYTURN_STAGED version that finishSecret took
+	// the label off because the promoted key came from it.
+	consumedStaged string
 }
 
 // Run performs one rotation step for the version token of secretID, as
@@ -80,15 +83,18 @@ type call struct {
 // rotation is enabled and that token is a version of the secret at
 // AWSPENDING. A token already at AWSCURRENT means the step has nothing to do.
 func (e *Engine) Run(ctx context.Context, step Step, secretID, token string) error {
-	return e.runStep(ctx, step, secretID, token, false)
+	_, err := e.runStep(ctx, step, secretID, token, false)
+	return err
 }
 
-func (e *Engine) runStep(ctx context.Context, step Step, secretID, token string, inRotateNow bool) error {
+// runStep runs and logs one step. For a finishSecret that promoted a
+// staged key, it returns the KEYTURN_STAGED version the key came from.
+func (e *Engine) runStep(ctx context.Context, step Step, secretID, token string, inRotateNow bool) (consumedStaged string, err error) {
 	start := time.Now()
 	c := &call{e: e, op: string(step), secretID: secretID, token: token, inRotateNow: inRotateNow}
 	note, err := c.run(ctx, step)
 	c.logStep(ctx, start, note, err)
-	return err
+	return c.consumedStaged, err
 }
 
 func (c *call) run(ctx context.Context, step Step) (string, error) {

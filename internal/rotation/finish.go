@@ -76,5 +76,6 @@ func (c *call) consumeStaged(ctx context.Context) (string, error) {
 	if err := c.removeStage(ctx, keystore.StageStaged, staged); err != nil {
 		return "", err
 	}
+	c.consumedStaged = staged
 	return "consumed staged version " + staged, nil
 }

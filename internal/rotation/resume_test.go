@@ -103,7 +103,7 @@ func TestResumeConsumesStagedKey(t *testing.T) {
 	e.prov.AddKey(oldKey)
 	e.prov.AddKey(newKey)
 	e.addSecret("app/openai", e.tags("openai"), oldKey)
-	e.stage("app/openai", newKey)
+	staged := e.stage("app/openai", newKey)
 	stale := e.crash("app/openai", rotation.CreateSecret, rotation.SetSecret, rotation.TestSecret)
 	e.age(defaultStaleAfter + time.Minute)
 
@@ -113,6 +113,9 @@ func TestResumeConsumesStagedKey(t *testing.T) {
 	}
 	if res.ResumedFrom != stale {
 		t.Errorf("ResumedFrom = %q, want %s", res.ResumedFrom, stale)
+	}
+	if res.StagedVersion != staged {
+		t.Errorf("StagedVersion = %q, want the staged version %s", res.StagedVersion, staged)
 	}
 	if !e.hasKey("app/openai", keystore.Current(), newKey) {
 		t.Errorf("the staged key was not promoted")

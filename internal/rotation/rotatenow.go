@@ -41,6 +41,10 @@ type Result struct {
 	// ResumedFrom is the version of the stale rotation that this rotation
 	// took over and resumed, or "" for a rotation started afresh.
 	ResumedFrom string
+	// StagedVersion is the KEYTURN_STAGED version whose key a Promoted
+	// rotation promoted as VersionID. It is "" when the promoted key was
+	// minted, and for every other outcome.
+	StagedVersion string
 }
 
 // RotateNow rotates secretID at once. On the file store it starts the
@@ -76,15 +80,20 @@ func (e *Engine) RotateNow(ctx context.Context, secretID string) (Result, error)
 		return Result{SecretID: secretID, VersionID: token, Outcome: InProgress}, nil
 	}
 
+	var staged string
 	for _, step := range Steps {
-		if err := e.runStep(ctx, step, secretID, token, true); err != nil {
+		consumed, err := e.runStep(ctx, step, secretID, token, true)
+		if err != nil {
 			if c.abandon(ctx) {
 				err = noteAbandoned(err, c.name())
 			}
 			return c.result(err), err
 		}
+		if step == FinishSecret {
+			staged = consumed
+		}
 	}
-	return Result{SecretID: secretID, VersionID: token, Outcome: Promoted, ResumedFrom: c.resumedFrom}, nil
+	return Result{SecretID: secretID, VersionID: token, Outcome: Promoted, ResumedFrom: c.resumedFrom, StagedVersion: staged}, nil
 }
 
 // begin starts the rotation and returns its token. When a file-store

@@ -36,6 +36,9 @@ func TestRotateNowPromotesStagedKey(t *testing.T) {
 	if res.Outcome != rotation.Promoted {
 		t.Fatalf("Outcome = %s, want %s", res.Outcome, rotation.Promoted)
 	}
+	if res.StagedVersion != staged {
+		t.Errorf("StagedVersion = %q, want the staged version %s", res.StagedVersion, staged)
+	}
 
 	d := e.describe("app/openai")
 	if got := d.VersionWithStage(keystore.StageCurrent); got != res.VersionID {
@@ -469,6 +472,9 @@ func TestMintedKeyPromoted(t *testing.T) {
 	minted := e.prov.MintedKeys()
 	if len(minted) != 1 {
 		t.Fatalf("%d keys minted, want 1", len(minted))
+	}
+	if res.StagedVersion != "" {
+		t.Errorf("StagedVersion = %q for a minted key, want none", res.StagedVersion)
 	}
 	if want := "keyturn/app/openrouter/" + res.VersionID; minted[0].Name != want {
 		t.Errorf("minted key name = %q, want %q", minted[0].Name, want)

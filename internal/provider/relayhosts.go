@@ -1,4 +1,4 @@
-package main
+package provider
 
 import (
 	"errors"
@@ -6,23 +6,24 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-
-	"github.com/keyturn/keyturn/internal/provider"
 )
 
-// checkRelayHosts checks the relay hosts that source (a flag, an
-// environment variable or a config key) lists. Each value may hold several
-// hosts separated by commas or spaces. A relay host must be a bare host
-// name, or an IP address that the host policy would send keys to: a host
-// the policy can never match would otherwise be ignored without a word.
-func checkRelayHosts(values []string, source string, loopback bool) ([]string, error) {
+// CheckRelayHosts checks and normalizes the relay hosts that source (a
+// flag, an environment variable or a config key, named in the errors)
+// lists. Each value may hold several hosts separated by commas or spaces.
+// A relay host must be a bare host name, or an IP address that a policy
+// made with allowLoopback would send keys to: a host the policy can never
+// match would otherwise be ignored without a word. Beyond ParseRelayHosts,
+// it words a URL, a wildcard and a refused IP address as relay-host errors
+// and explains what a relay host is.
+func CheckRelayHosts(values []string, source string, allowLoopback bool) ([]string, error) {
 	var hosts []string
 	for _, v := range values {
 		for _, h := range strings.FieldsFunc(v, isListSeparator) {
-			if err := checkRelayHostForm(h, loopback); err != nil {
+			if err := checkRelayHostForm(h, allowLoopback); err != nil {
 				return nil, fmt.Errorf("invalid relay host %q in %s: %w: %s", h, source, err, relayHostMeaning)
 			}
-			parsed, err := provider.ParseRelayHosts(h)
+			parsed, err := ParseRelayHosts(h)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", source, err)
 			}
@@ -39,10 +40,10 @@ func isListSeparator(r rune) bool {
 	return r == ',' || r == ' ' || r == '\t' || r == '\n'
 }
 
-// checkRelayHostForm rejects the forms provider.ParseRelayHosts words less
+// checkRelayHostForm rejects the forms ParseRelayHosts words less
 // helpfully for this use: a URL, a wildcard, and an IP address that the
 // host policy refuses.
-func checkRelayHostForm(h string, loopback bool) error {
+func checkRelayHostForm(h string, allowLoopback bool) error {
 	if strings.Contains(h, "://") {
 		if u, err := url.Parse(h); err == nil && u.Hostname() != "" {
 			return fmt.Errorf("give a host name, not a URL: use %s", u.Hostname())
@@ -57,13 +58,13 @@ func checkRelayHostForm(h string, loopback bool) error {
 	if err != nil {
 		return nil
 	}
-	// The policy's Check judges the address exactly as it judges a base
-	// URL's host, so a relay host it accepts here is one it will allow.
+	// Check judges the address exactly as it judges a base URL's host, so
+	// a relay host it accepts here is one it will allow.
 	host := addr.String()
 	if addr.Is6() {
 		host = "[" + host + "]"
 	}
-	err = provider.NewPolicy([]string{h}, loopback).Check("openai", "https://"+host+"/v1")
+	err = NewPolicy([]string{h}, allowLoopback).Check(relayProvider, "https://"+host+"/v1")
 	if err == nil {
 		return nil
 	}
@@ -74,8 +75,8 @@ func checkRelayHostForm(h string, loopback bool) error {
 	if i := strings.Index(msg, `": `); strings.HasPrefix(msg, "base URL ") && i > 0 {
 		msg = msg[i+3:]
 	}
-	// The policy's advice is for a base URL; checkRelayHosts explains what a
-	// relay host is instead.
+	// The policy's advice is for a base URL; CheckRelayHosts explains what
+	// a relay host is instead.
 	msg = strings.TrimSuffix(msg, ": use the provider's public host")
 	return errors.New(msg)
 }
