@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 )
 
 // member is one name/value pair of a JSON object, located by byte offsets
@@ -86,37 +88,118 @@ type clientBody struct {
 	includeUsage bool
 }
 
-// prepareBody rewrites the "model" field of the client's JSON object to
-// model and keeps every other byte. Its errors are public and tell the
-// client what to send.
-func prepareBody(body []byte, model string) (clientBody, error) {
+// Errors that ModelOf and Serve wrap, for callers that pick a response by
+// cause. The wrapping error's text is the public message.
+var (
+	// ErrInvalidBody is the cause when the body is not one JSON object or
+	// has more than one "model" member.
+	ErrInvalidBody = errors.New("invalid request body")
+	// ErrNoModel is the cause when the body has no "model" member or its
+	// value is not a non-empty string.
+	ErrNoModel = errors.New("no model in the request body")
+	// ErrContentEncoding is the cause when the body is compressed.
+	ErrContentEncoding = errors.New("unsupported content encoding")
+)
+
+// bodyError is an error of the client's body: a public message and its
+// cause, ErrInvalidBody or ErrNoModel.
+type bodyError struct {
+	cause error
+	msg   string
+}
+
+func (e *bodyError) Error() string { return e.msg }
+func (e *bodyError) Unwrap() error { return e.cause }
+
+// ModelOf returns the "model" member of a client's request body, by the
+// rules that Serve applies. The body must be exactly one JSON object with
+// one member named exactly "model" (encoding/json would also match
+// "MODEL"), whose value is a non-empty string. The error's text is public
+// and tells the client what to send. It wraps ErrInvalidBody or ErrNoModel.
+func ModelOf(body []byte) (string, error) {
+	_, found, err := findModel(body)
+	if err != nil {
+		return "", err
+	}
+	return modelName(body, found)
+}
+
+// findModel returns the members of the object in body and the "model"
+// member.
+func findModel(body []byte) ([]member, member, error) {
 	members, err := objectMembers(body)
 	if err != nil {
-		return clientBody{}, fmt.Errorf("the request body is %w: send a JSON object such as "+
-			`{"model": "…", "messages": […]}`, err)
+		return nil, member{}, &bodyError{ErrInvalidBody, fmt.Sprintf("the request body is %v: "+
+			`send a JSON object such as {"model": "…", "messages": […]}`, err)}
 	}
-	var b clientBody
 	var found *member
 	for i, m := range members {
-		switch m.name {
-		case "model":
-			if found != nil {
-				return clientBody{}, errors.New(`the request body has more than one "model" field: send one`)
+		if m.name != "model" {
+			continue
+		}
+		if found != nil {
+			return nil, member{}, &bodyError{ErrInvalidBody, `the request body has more than one "model" member: send one`}
+		}
+		found = &members[i]
+	}
+	if found == nil {
+		return nil, member{}, &bodyError{ErrNoModel, `the request body has no "model" member: ` + nameAModel}
+	}
+	return members, *found, nil
+}
+
+// CheckContentEncoding returns an error if the request headers h name a
+// Content-Encoding other than identity: keyturn reads the body's "model"
+// member and rewrites it, so it needs the body uncompressed. Call it
+// before reading the body. The error's text is public and names the
+// encoding; send it with 415 Unsupported Media Type and Accept-Encoding:
+// identity. It wraps ErrContentEncoding.
+func CheckContentEncoding(h http.Header) error {
+	for _, field := range h.Values("Content-Encoding") {
+		for _, coding := range strings.Split(field, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding == "" || strings.EqualFold(coding, "identity") {
+				continue
 			}
-			found = &members[i]
+			return &bodyError{ErrContentEncoding, fmt.Sprintf(
+				"the request body has Content-Encoding %.40q, which this router does not decode: "+
+					"send the body uncompressed, without a Content-Encoding header", coding)}
+		}
+	}
+	return nil
+}
+
+// nameAModel is the advice to a client whose body names no model.
+const nameAModel = "name one of the router's models, which GET /v1/models lists"
+
+func modelName(body []byte, m member) (string, error) {
+	var name string
+	if err := json.Unmarshal(m.value(body), &name); err != nil || name == "" {
+		return "", &bodyError{ErrNoModel, `the request body's "model" is not a non-empty string: ` + nameAModel}
+	}
+	return name, nil
+}
+
+// prepareBody rewrites the "model" member of the client's JSON object to
+// model and keeps every other byte. It checks the body as ModelOf does.
+func prepareBody(body []byte, model string) (clientBody, error) {
+	members, found, err := findModel(body)
+	if err != nil {
+		return clientBody{}, err
+	}
+	var b clientBody
+	if b.model, err = modelName(body, found); err != nil {
+		return clientBody{}, err
+	}
+	for _, m := range members {
+		switch m.name {
 		case "stream":
 			b.stream = string(m.value(body)) == "true"
 		case "stream_options":
 			b.includeUsage = includesUsage(m.value(body))
 		}
 	}
-	if found == nil {
-		return clientBody{}, errors.New(`the request body has no "model" field: name the model to use`)
-	}
-	if err := json.Unmarshal(found.value(body), &b.model); err != nil || b.model == "" {
-		return clientBody{}, errors.New(`the request body's "model" is not a non-empty string: name the model to use`)
-	}
-	b.data = replaceValue(body, *found, model)
+	b.data = replaceValue(body, found, model)
 	return b, nil
 }
 

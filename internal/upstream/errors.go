@@ -3,7 +3,6 @@ package upstream
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 )
 
 // errorBody is OpenAI's error object. Code is null when empty, as OpenAI
@@ -36,14 +35,7 @@ func WriteError(w http.ResponseWriter, status int, code, message string) {
 		// A struct of strings always encodes.
 		panic("upstream: encoding an error body: " + err.Error())
 	}
-	data = append(data, '\n')
-
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(data)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(data)
+	WriteJSON(w, status, append(data, '\n'))
 }
 
 func errorType(status int) string {
@@ -60,6 +52,8 @@ func errorType(status int) string {
 // for programs; the message gives it to people.
 const (
 	codeInvalidBody         = "invalid_request_body"
+	codeMissingModel        = "missing_model"
+	codeUnsupportedEncoding = "unsupported_content_encoding"
 	codeUnsupportedEndpoint = "unsupported_endpoint"
 	codeKeyUnavailable      = "upstream_key_unavailable"
 	codeMisconfigured       = "upstream_misconfigured"

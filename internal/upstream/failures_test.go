@@ -37,22 +37,26 @@ func TestPolicyRejectsBaseURL(t *testing.T) {
 		name    string
 		policy  *provider.Policy
 		baseURL func(e *env) string
-		want    []string
+		// host is the base URL's host, which only the log may name; want
+		// are parts of the log line's reason.
+		host func(e *env) string
+		want []string
 	}{
 		{"loopback not allowed", provider.NewPolicy(nil, false),
-			func(e *env) string { return e.openaiURL() }, []string{"loopback"}},
+			func(e *env) string { return e.openaiURL() }, fakeHost, []string{"loopback"}},
 		{"user info", nil,
 			func(e *env) string { return strings.Replace(e.openaiURL(), "http://", "http://admin:hunter2@", 1) },
-			[]string{"REDACTED", "user info"}},
+			fakeHost, []string{"REDACTED", "user info"}},
 		{"private address", nil,
-			func(*env) string { return "https://10.1.2.3/v1" }, []string{"10.1.2.3", "private"}},
+			func(*env) string { return "https://10.1.2.3/v1" }, func(*env) string { return "10.1.2.3" }, []string{"private"}},
 		{"query", nil,
-			func(e *env) string { return e.openaiURL() + "?key=hunter2" }, []string{"query", "rotator rotate-now"}},
+			func(e *env) string { return e.openaiURL() + "?key=hunter2" }, fakeHost, []string{"query"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnvWith(t, envOptions{policy: c.policy})
 			version := e.addSecret(secretID, canary, "openai", c.baseURL(e))
+			host := c.host(e)
 
 			res := e.chat("")
 			if res.status != http.StatusBadGateway {
@@ -62,13 +66,22 @@ func TestPolicyRejectsBaseURL(t *testing.T) {
 			if code != "upstream_misconfigured" {
 				t.Errorf("code = %q, want upstream_misconfigured", code)
 			}
-			for _, want := range append([]string{secretID, version}, c.want...) {
+			for _, want := range []string{secretID, version, keystore.TagBaseURL, "rotator rotate-now"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("message %q does not name %q", msg, want)
 				}
 			}
-			if strings.Contains(msg, "hunter2") {
-				t.Errorf("message %q quotes the URL's credential", msg)
+			if strings.Contains(msg, host) {
+				t.Errorf("message %q names the base URL's host %s", msg, host)
+			}
+			logs := e.logs.String()
+			for _, want := range append([]string{"host=" + host}, c.want...) {
+				if !strings.Contains(logs, want) {
+					t.Errorf("the log does not contain %q:\n%s", want, logs)
+				}
+			}
+			if strings.Contains(res.body+logs, "hunter2") {
+				t.Error("the response or the log quotes the URL's credential")
 			}
 			if n := len(e.fake.Requests()); n != 0 {
 				t.Errorf("the stand-in got %d requests, want none", n)
@@ -76,6 +89,9 @@ func TestPolicyRejectsBaseURL(t *testing.T) {
 		})
 	}
 }
+
+// fakeHost returns the stand-in's host and port.
+func fakeHost(e *env) string { return strings.TrimPrefix(e.fakeURL, "http://") }
 
 func TestUnusableVersion(t *testing.T) {
 	cases := []struct {
@@ -256,7 +272,9 @@ func TestResponseHeadersFiltered(t *testing.T) {
 }
 
 func TestGeminiErrorObjectTriggersRetry(t *testing.T) {
-	e := newEnv(t)
+	// Every rejection refreshes, so that the rotation right after the
+	// first rejected request is seen.
+	e := newEnvWith(t, envOptions{minRefreshInterval: time.Nanosecond})
 	const gemini = "keyturn/test/gemini"
 	const next = canary + "-next"
 	url := serveUpstream(t, func(w http.ResponseWriter, r *http.Request) {
@@ -341,27 +359,55 @@ func TestProviderUnreachable(t *testing.T) {
 }
 
 func TestProviderTimeout(t *testing.T) {
-	e := newEnv(t)
+	e := newEnvWith(t, envOptions{responseHeaderTimeout: 50 * time.Millisecond})
 	e.addSecret(secretID, canary, "openai", e.openaiURL())
 	e.fake.SetFault("POST "+fakeprovider.OpenAIPrefix+"/chat/completions", fakeprovider.Fault{Hang: true})
-	// The router bounds the request, as a server's per-request timeout does.
-	router := e.proxy
-	srv := serveUpstream(t, func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		ctx, cancel := context.WithTimeout(r.Context(), 50*time.Millisecond)
-		defer cancel()
-		router.Serve(w, r.WithContext(ctx), upstream.Request{
-			Endpoint: upstream.ChatCompletions, SecretID: secretID, Model: upstreamModel, Body: body})
-	})
-	e.router = srv
 
 	res := e.chat("")
 	if res.status != http.StatusGatewayTimeout {
 		t.Fatalf("status = %d, want 504: %s", res.status, res.body)
 	}
 	msg, _, code := apiError(t, res.body)
-	if code != "upstream_timeout" || !strings.Contains(msg, secretID) {
-		t.Errorf("code %q, message %q", code, msg)
+	if code != "upstream_timeout" {
+		t.Errorf("code = %q, want upstream_timeout", code)
+	}
+	for _, want := range []string{secretID, fakeHost(e), "50ms"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message %q does not name %q", msg, want)
+		}
+	}
+	if o := e.outcome(); o.Status != http.StatusGatewayTimeout {
+		t.Errorf("outcome status = %d, want 504", o.Status)
+	}
+}
+
+func TestProviderTimeoutSparesStream(t *testing.T) {
+	const timeout = 50 * time.Millisecond
+	e := newEnvWith(t, envOptions{responseHeaderTimeout: timeout})
+	url := serveUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: {\"n\": 1}\n\n")
+		_ = http.NewResponseController(w).Flush()
+		// The stream outlasts the header timeout.
+		time.Sleep(3 * timeout)
+		_, _ = io.WriteString(w, "data: {\"n\": 2}\n\ndata: [DONE]\n\n")
+	})
+	e.createSecret(secretID, value(t, canary, "openai", url+"/v1"))
+
+	res := e.chat(`"stream": true`)
+	if res.status != http.StatusOK {
+		t.Fatalf("status = %d, want 200: %s", res.status, res.body)
+	}
+	if got := events(res.body); len(got) != 3 || got[2] != "[DONE]" {
+		t.Errorf("events = %q, want the whole stream", got)
+	}
+}
+
+func TestNegativeDurationOption(t *testing.T) {
+	e := newEnv(t)
+	_, err := upstream.New(upstream.Options{Keys: e.cache, Policy: provider.DefaultPolicy(), ResponseHeaderTimeout: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "ResponseHeaderTimeout is -1s") {
+		t.Errorf("err = %v, want one naming ResponseHeaderTimeout and its value", err)
 	}
 }
 

@@ -76,6 +76,10 @@ type env struct {
 type envOptions struct {
 	policy    *provider.Policy
 	transport http.RoundTripper
+	// minRefreshInterval and responseHeaderTimeout set the Options of the
+	// same names; zero keeps the defaults.
+	minRefreshInterval    time.Duration
+	responseHeaderTimeout time.Duration
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -103,6 +107,7 @@ func newEnvWith(t *testing.T, opts envOptions) *env {
 	}
 	e.proxy, err = upstream.New(upstream.Options{
 		Keys: e.cache, Policy: opts.policy, Transport: opts.transport, Logger: logger,
+		MinRefreshInterval: opts.minRefreshInterval, ResponseHeaderTimeout: opts.responseHeaderTimeout,
 		Observe: e.observe,
 	})
 	if err != nil {

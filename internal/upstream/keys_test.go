@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/fakeprovider"
 	"github.com/keyturn/keyturn/keystore"
@@ -67,6 +68,9 @@ func TestRevokedCurrentRecoveredByRefresh(t *testing.T) {
 	o := e.outcome()
 	if !o.Retried || o.VersionID != nextVersion || o.Stage != keystore.StageCurrent || o.Status != http.StatusOK {
 		t.Errorf("outcome = %+v, want a retry with version %s at AWSCURRENT", o, nextVersion)
+	}
+	if o.Rejected != 1 {
+		t.Errorf("outcome counts %d rejected keys, want 1", o.Rejected)
 	}
 	e.checkNoMoreOutcomes()
 	logs := e.logs.String()
@@ -148,8 +152,8 @@ func TestNoWorkingKey(t *testing.T) {
 	if strings.Contains(res.body, "Incorrect API key") {
 		t.Error("the provider's own 401 text reached the client")
 	}
-	if o := e.outcome(); !o.Retried || o.Status != http.StatusBadGateway {
-		t.Errorf("outcome = %+v, want a retry and 502", o)
+	if o := e.outcome(); !o.Retried || o.Rejected != 2 || o.Status != http.StatusBadGateway {
+		t.Errorf("outcome = %+v, want a retry, two rejected keys and 502", o)
 	}
 	if n := len(e.fake.Requests()); n != 2 {
 		t.Errorf("%d upstream requests, want 2", n)
@@ -168,11 +172,44 @@ func TestNoWorkingKeyWithoutPrevious(t *testing.T) {
 	if _, _, code := apiError(t, res.body); code != "upstream_key_rejected" {
 		t.Errorf("code = %q, want upstream_key_rejected", code)
 	}
-	if o := e.outcome(); o.Retried {
+	o := e.outcome()
+	if o.Retried {
 		t.Error("a secret with one version was retried")
+	}
+	if o.Rejected != 1 {
+		t.Errorf("outcome counts %d rejected keys, want 1", o.Rejected)
 	}
 	if n := len(e.fake.Requests()); n != 1 {
 		t.Errorf("%d upstream requests, want 1", n)
+	}
+}
+
+func TestRevokedKeyRefreshesBounded(t *testing.T) {
+	// An interval no test outlasts: only the first rejection refreshes.
+	e := newEnvWith(t, envOptions{minRefreshInterval: time.Hour})
+	e.addSecret(secretID, canary, "openai", e.openaiURL())
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("first request: status = %d: %s", res.status, res.body)
+	}
+	e.outcome()
+	e.fake.RevokeKey(canary)
+
+	before, _ := e.cache.Status(secretID)
+	const requests = 20
+	for i := range requests {
+		if res := e.chat(""); res.status != http.StatusBadGateway {
+			t.Fatalf("request %d: status = %d, want 502: %s", i, res.status, res.body)
+		}
+		if o := e.outcome(); o.Rejected != 1 || o.Retried {
+			t.Errorf("request %d: outcome = %+v, want one rejected key and no retry", i, o)
+		}
+	}
+	after, _ := e.cache.Status(secretID)
+	if n := after.Refreshes - before.Refreshes; n != 1 {
+		t.Errorf("%d client requests with a revoked key made %d store reads, want 1", requests, n)
+	}
+	if n := len(e.fake.Requests()) - 1; n != requests {
+		t.Errorf("%d client requests made %d upstream requests, want one each", requests, n)
 	}
 }
 

@@ -26,7 +26,10 @@ type attempt struct {
 	// rejected is set when the provider rejected the key; the hooks then
 	// write nothing, so that the call can retry or write the error itself.
 	rejected bool
-	status   int // the provider's status, for logs
+	// refused is set when the host policy refused the connection, so that
+	// nothing reached the provider.
+	refused bool
+	status  int // the provider's status, 0 until a response arrives
 }
 
 type attemptKey struct{}
@@ -176,6 +179,7 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 			"secret", a.version.secretID, "version", a.version.id, "host", a.target.Host)
 		return
 	}
+	a.refused = errors.Is(err, provider.ErrNotAllowed)
 	status, code, msg := describeFailure(a, err)
 	p.log.Warn("upstream request failed", "secret", a.version.secretID, "version", a.version.id,
 		"stage", a.stage, "host", a.target.Host, "status", status, "error", err)
@@ -184,10 +188,12 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 
 // describeFailure words a failed attempt for the client. Errors of the
 // transport name addresses, never a key, which only the request's headers
-// carry.
+// carry. A dial that the host policy rejected names no host: the log line
+// has it.
 func describeFailure(a *attempt, err error) (status int, code, msg string) {
 	host, secret := a.target.Host, a.version.secretID
 	var redirect *redirectError
+	var timeout *headerTimeoutError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &redirect):
@@ -195,8 +201,15 @@ func describeFailure(a *attempt, err error) (status int, code, msg string) {
 			"the provider at %s responded with a redirect (%d) for secret %q, and keyturn never follows redirects with a key: "+
 				"set the secret's base URL to the final location", host, redirect.status, secret)
 	case errors.Is(err, provider.ErrNotAllowed):
-		return http.StatusBadGateway, codeMisconfigured, fmt.Sprintf(
-			"keyturn did not connect to the provider at %s for secret %q: %v", host, secret, err)
+		reason := reasonRefused
+		if errors.Is(err, provider.ErrLoopbackNotAllowed) {
+			reason = reasonLoopback
+		}
+		return http.StatusBadGateway, codeMisconfigured, notAllowedMessage(secret, a.version.id, reason)
+	case errors.As(err, &timeout):
+		return http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf(
+			"the provider at %s sent no response headers within %v for secret %q: retry later",
+			host, timeout.timeout, secret)
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		return http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf(
 			"the request to the provider at %s timed out for secret %q: retry later", host, secret)
@@ -205,30 +218,3 @@ func describeFailure(a *attempt, err error) (status int, code, msg string) {
 		"the provider at %s could not be reached for secret %q: %v: retry later, and if it persists check the secret's base URL",
 		host, secret, err)
 }
-
-// statusWriter records the status sent to the client. It drops the
-// provider's informational (1xx) responses, whose headers the reverse proxy
-// would copy unfiltered. Unwrap lets http.ResponseController flush.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if code < 200 {
-		return
-	}
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

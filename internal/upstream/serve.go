@@ -12,10 +12,12 @@ import (
 
 // call is one client request, across its attempts.
 type call struct {
-	req     Request
-	client  *http.Request
-	body    clientBody
-	outcome Outcome
+	req    Request
+	client *http.Request
+	body   clientBody
+	// versions is the secret's, set once its keys are read.
+	versions *secretVersions
+	outcome  Outcome
 }
 
 // stripUsage reports whether the response's stream must lose the usage
@@ -36,7 +38,12 @@ type candidate struct {
 // cancelled. Serve writes every error itself, in OpenAI's error shape.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	start := p.now()
-	sw := &statusWriter{ResponseWriter: w}
+	// The router's own recorder is reused, so that one recorder serves
+	// each request.
+	sw, ok := w.(*StatusRecorder)
+	if !ok {
+		sw = &StatusRecorder{ResponseWriter: w}
+	}
 	c := &call{req: req, client: r, outcome: Outcome{SecretID: req.SecretID, Endpoint: req.Endpoint}}
 	defer p.finish(c, sw, start)
 
@@ -48,6 +55,7 @@ func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 		return
 	}
 	versions := p.versionsOf(req.SecretID)
+	c.versions = versions
 	first := p.firstChoice(versions, keys)
 	tried := p.try(sw, c, first)
 	if tried == nil || !tried.rejected {
@@ -66,9 +74,18 @@ func (p *Proxy) prepare(w http.ResponseWriter, c *call) bool {
 		WriteError(w, http.StatusInternalServerError, codeInternal, "keyturn has no upstream endpoint for this request")
 		return false
 	}
+	if err := CheckContentEncoding(c.client.Header); err != nil {
+		w.Header().Set("Accept-Encoding", "identity")
+		WriteError(w, http.StatusUnsupportedMediaType, codeUnsupportedEncoding, err.Error())
+		return false
+	}
 	body, err := prepareBody(c.req.Body, c.req.Model)
 	if err != nil {
-		WriteError(w, http.StatusBadRequest, codeInvalidBody, err.Error())
+		code := codeInvalidBody
+		if errors.Is(err, ErrNoModel) {
+			code = codeMissingModel
+		}
+		WriteError(w, http.StatusBadRequest, code, err.Error())
 		return false
 	}
 	c.body = body
@@ -113,7 +130,7 @@ func (p *Proxy) firstChoice(s *secretVersions, keys keystore.Keys) candidate {
 	if previousVersion == nil || currentVersion.healthy(now) {
 		return current
 	}
-	if !previousVersion.healthy(now) || previousVersion.unusable != "" {
+	if !previousVersion.healthy(now) || previousVersion.unusable != nil {
 		return current
 	}
 	cooldown := currentVersion.cooldownUntil.Load()
@@ -126,14 +143,13 @@ func (p *Proxy) firstChoice(s *secretVersions, keys keystore.Keys) candidate {
 }
 
 // try sends one attempt with cand's key. It returns nil when it wrote an
-// error to the client without calling the provider.
+// error to the client without calling the provider. Only an attempt that
+// reached the provider sets the outcome's version and marks it Upstream.
 func (p *Proxy) try(w http.ResponseWriter, c *call, cand candidate) *attempt {
 	v := cand.version
-	c.outcome.VersionID, c.outcome.Stage, c.outcome.Provider = v.id, cand.stage, v.adapter
-	if v.unusable != "" {
-		p.log.Error("a provider secret's version cannot be used", "secret", v.secretID, "version", v.id,
-			"stage", cand.stage, "reason", v.unusable)
-		WriteError(w, http.StatusBadGateway, codeMisconfigured, v.unusable)
+	if v.unusable != nil {
+		p.logUnusable(v, cand.stage)
+		WriteError(w, http.StatusBadGateway, codeMisconfigured, v.unusable.Error())
 		return nil
 	}
 	target, ok := endpointURL(v, c.req.Endpoint)
@@ -147,48 +163,65 @@ func (p *Proxy) try(w http.ResponseWriter, c *call, cand candidate) *attempt {
 	// The reverse proxy would forward out's body; rewrite sets the body.
 	out.Body, out.ContentLength = http.NoBody, 0
 	p.proxy.ServeHTTP(w, out)
-	if a.rejected {
-		v.startCooldown(p.now(), p.cooldown)
-		p.log.Warn("provider rejected the key of a provider secret", "secret", v.secretID, "version", v.id,
-			"stage", cand.stage, "provider", v.adapter, "host", target.Host, "status", a.status, "cooldown", p.cooldown)
-	}
+	p.record(c, a)
 	return a
 }
 
+// record adds an attempt to the call's outcome and the secret's health.
+// An attempt whose connection the host policy refused sent nothing, so it
+// leaves the outcome as it was.
+func (p *Proxy) record(c *call, a *attempt) {
+	if a.refused {
+		return
+	}
+	v := a.version
+	o := &c.outcome
+	o.Upstream = true
+	o.VersionID, o.Stage, o.Provider = v.id, a.stage, v.adapter
+	switch {
+	case a.rejected:
+		o.Rejected++
+		now := p.now()
+		v.startCooldown(now, p.cooldown)
+		c.versions.recordRejected(now)
+		p.log.Warn("provider rejected the key of a provider secret", "secret", v.secretID, "version", v.id,
+			"stage", a.stage, "provider", v.adapter, "host", a.target.Host, "status", a.status, "cooldown", p.cooldown)
+	case a.status != 0:
+		c.versions.recordAccepted()
+	}
+}
+
+// logUnusable logs why a version cannot serve, with the base URL's host
+// and the reason that the client's message leaves out.
+func (p *Proxy) logUnusable(v *version, stage string) {
+	u := v.unusable
+	attrs := []any{"secret", v.secretID, "version", v.id, "stage", stage, "reason", u.Reason, "error", u.Error()}
+	if u.Detail != "" {
+		attrs = append(attrs, "host", u.Host, "detail", u.Detail)
+	}
+	p.log.Error("a provider secret's version cannot be used", attrs...)
+}
+
 // retry follows an attempt whose key was rejected. It refreshes the
-// secret and tries once more with a newer AWSCURRENT, or else with
-// AWSPREVIOUS. It writes a 502 when no other version is left or the
-// provider rejects that key too.
+// secret, within the bound of refreshGate, and tries once more with a
+// newer AWSCURRENT, or else with AWSPREVIOUS. It writes a 502 when no
+// other version is left or the provider rejects that key too.
 func (p *Proxy) retry(w http.ResponseWriter, c *call, s *secretVersions, keys keystore.Keys, first *attempt) {
-	keys = p.refresh(c, keys)
+	keys = p.refresh(c, s, keys)
 	next, ok := p.retryChoice(s, keys, first.version.id)
 	if !ok {
 		p.writeRejected(w, first, nil)
 		return
 	}
-	c.outcome.Retried = true
 	if next.stage == keystore.StagePrevious {
 		p.log.Warn("retrying with AWSPREVIOUS after the provider rejected a key",
 			"secret", c.req.SecretID, "version", next.version.id, "stage", next.stage, "rejected_version", first.version.id)
 	}
 	second := p.try(w, c, next)
+	c.outcome.Retried = second != nil && !second.refused
 	if second != nil && second.rejected {
 		p.writeRejected(w, first, second)
 	}
-}
-
-// refresh forces a read of the secret from the store, bounded by
-// RefreshTimeout, and returns the keys it read, or keys if it failed.
-func (p *Proxy) refresh(c *call, keys keystore.Keys) keystore.Keys {
-	ctx, cancel := context.WithTimeout(c.client.Context(), p.refreshTimeout)
-	defer cancel()
-	fresh, err := p.keys.Refresh(ctx, c.req.SecretID)
-	if err != nil || fresh.Current.VersionID == "" {
-		p.log.Warn("refreshing a provider secret after a rejected key failed",
-			"secret", c.req.SecretID, "error", err)
-		return keys
-	}
-	return fresh
 }
 
 // retryChoice returns the version to retry with after triedID was
@@ -212,6 +245,7 @@ func (p *Proxy) writeRejected(w http.ResponseWriter, first, second *attempt) {
 	if errors.Is(first.call.client.Context().Err(), context.Canceled) {
 		return
 	}
+	first.call.versions.recordNoWorkingKey()
 	v := first.version
 	tried := fmt.Sprintf("version %s (%s)", v.id, first.stage)
 	if second != nil {
@@ -225,12 +259,13 @@ func (p *Proxy) writeRejected(w http.ResponseWriter, first, second *attempt) {
 
 // finish completes the outcome and reports it. It runs also when the
 // reverse proxy aborts a response whose stream broke.
-func (p *Proxy) finish(c *call, w *statusWriter, start time.Time) {
-	c.outcome.Status = w.status
-	if w.status == 0 && c.client.Context().Err() != nil {
-		c.outcome.Status = StatusClientClosed
+func (p *Proxy) finish(c *call, w *StatusRecorder, start time.Time) {
+	c.outcome.Status = w.Status(c.client)
+	now := p.now()
+	c.outcome.Duration = now.Sub(start)
+	if c.outcome.Upstream {
+		c.versions.recordOutcome(c.outcome.Status, now)
 	}
-	c.outcome.Duration = p.now().Sub(start)
 	if p.observe != nil {
 		p.observe(c.client, c.outcome)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -47,7 +48,7 @@ func TestChatNotStreamed(t *testing.T) {
 		t.Error("the provider did not get the secret's key")
 	}
 	o := e.outcome()
-	want := upstream.Outcome{SecretID: secretID, VersionID: version, Stage: keystore.StageCurrent,
+	want := upstream.Outcome{SecretID: secretID, Upstream: true, VersionID: version, Stage: keystore.StageCurrent,
 		Provider: "openai", Endpoint: upstream.ChatCompletions, Status: http.StatusOK}
 	o.Duration = 0
 	if o != want {
@@ -202,32 +203,65 @@ func TestUnsupportedEndpoint(t *testing.T) {
 	}
 }
 
+// badBodies are client bodies that Serve and ModelOf reject, with the
+// cause they wrap, the error code Serve sends and a part of the message.
+var badBodies = []struct {
+	name, body string
+	cause      error
+	code, want string
+}{
+	{"not JSON", `model=gpt`, upstream.ErrInvalidBody, "invalid_request_body", "not a JSON object"},
+	{"array", `[{"model": "x"}]`, upstream.ErrInvalidBody, "invalid_request_body", "not a JSON object"},
+	{"truncated", `{"model": "x"`, upstream.ErrInvalidBody, "invalid_request_body", "ends early"},
+	{"trailing text", `{"model": "x"} {}`, upstream.ErrInvalidBody, "invalid_request_body", "text follows"},
+	{"two models", `{"model": "a", "model": "b"}`, upstream.ErrInvalidBody, "invalid_request_body", `more than one "model"`},
+	{"no model", `{"messages": []}`, upstream.ErrNoModel, "missing_model", `no "model"`},
+	{"model in capitals", `{"MODEL": "gpt-4o"}`, upstream.ErrNoModel, "missing_model", `no "model"`},
+	{"model not a string", `{"model": 4}`, upstream.ErrNoModel, "missing_model", `"model" is not a non-empty string`},
+	{"empty model", `{"model": ""}`, upstream.ErrNoModel, "missing_model", `"model" is not a non-empty string`},
+}
+
 func TestBadBody(t *testing.T) {
 	e := newEnv(t)
 	e.addSecret(secretID, canary, "openai", e.openaiURL())
-	cases := []struct{ name, body, want string }{
-		{"not JSON", `model=gpt`, "not a JSON object"},
-		{"array", `[{"model": "x"}]`, "not a JSON object"},
-		{"truncated", `{"model": "x"`, "ends early"},
-		{"trailing text", `{"model": "x"} {}`, "text follows"},
-		{"no model", `{"messages": []}`, `no "model"`},
-		{"model not a string", `{"model": 4}`, `"model" is not a non-empty string`},
-		{"empty model", `{"model": ""}`, `"model" is not a non-empty string`},
-		{"two models", `{"model": "a", "model": "b"}`, `more than one "model"`},
-	}
-	for _, c := range cases {
+	for _, c := range badBodies {
 		res := e.post("/v1/chat/completions", c.body, nil)
 		if res.status != http.StatusBadRequest {
 			t.Errorf("%s: status = %d, want 400: %s", c.name, res.status, res.body)
 			continue
 		}
 		msg, _, code := apiError(t, res.body)
-		if code != "invalid_request_body" || !strings.Contains(msg, c.want) {
-			t.Errorf("%s: code %q, message %q, want one with %q", c.name, code, msg, c.want)
+		if code != c.code {
+			t.Errorf("%s: code = %q, want %q", c.name, code, c.code)
+		}
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("%s: message %q does not contain %q", c.name, msg, c.want)
 		}
 	}
 	if n := len(e.fake.Requests()); n != 0 {
 		t.Errorf("the stand-in got %d requests, want none", n)
+	}
+}
+
+func TestModelOf(t *testing.T) {
+	for _, body := range []string{`{"model": "gpt-4o"}`, ` {"messages": [], "model": "gpt-4o", "Model": "other"} `} {
+		got, err := upstream.ModelOf([]byte(body))
+		if err != nil || got != "gpt-4o" {
+			t.Errorf("ModelOf(%s) = %q, %v; want gpt-4o", body, got, err)
+		}
+	}
+	for _, c := range badBodies {
+		got, err := upstream.ModelOf([]byte(c.body))
+		if err == nil {
+			t.Errorf("%s: ModelOf = %q, want an error", c.name, got)
+			continue
+		}
+		if !errors.Is(err, c.cause) {
+			t.Errorf("%s: error %q does not wrap %v", c.name, err, c.cause)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not contain %q", c.name, err, c.want)
+		}
 	}
 }
 

@@ -8,10 +8,27 @@
 // The client's credentials, cookies and forwarding headers never reach the
 // provider, and the provider's cookies and credentials never reach the
 // client. A key the provider rejects (a 401, or Gemini's 400
-// API_KEY_INVALID) puts that version in a cooldown, forces one refresh of
-// the secret and retries once with a newer AWSCURRENT or with AWSPREVIOUS;
-// the client never sees the provider's rejection, which may quote part of
-// the key.
+// API_KEY_INVALID) puts that version in a cooldown, forces a refresh of
+// the secret and retries once with a newer AWSCURRENT or with AWSPREVIOUS.
+// Forced refreshes of one secret start at most once per
+// Options.MinRefreshInterval, so that clients cannot turn a revoked key
+// into back-to-back store reads.
+//
+// The client never sees the provider's response to a rejected key, which
+// may quote part of the key, and gets keyturn's own 502 instead. Every
+// other provider error passes through with its status and body as sent,
+// because OpenAI's client libraries act on the provider's status, error
+// code and message (rate limits, context length, content policy). Such a
+// body may name the provider account's organization or project id, which
+// the router's clients then see. The provider's response headers pass
+// through filtered, keeping rate-limit and request-id headers.
+//
+// A version that keyturn must not send a key with (no recorded settings,
+// or a base URL that the host policy rejects) fails with a 502 that names
+// the secret and version and what to do; the log line adds the base URL's
+// host and the policy's reason, which the client does not see. Check finds
+// such a version without a client request, and Health reports what the
+// requests and checks of a secret have shown, for a health endpoint.
 package upstream
 
 import (
@@ -69,6 +86,15 @@ const (
 	// DefaultCooldown is how long a version whose key the provider
 	// rejected is tried only after the other version.
 	DefaultCooldown = 30 * time.Second
+	// DefaultMinRefreshInterval is the least time between two forced
+	// refreshes of one secret.
+	DefaultMinRefreshInterval = time.Second
+	// DefaultResponseHeaderTimeout bounds the wait for a provider's
+	// response headers. It matches the default request timeout of OpenAI's
+	// Python SDK (DEFAULT_TIMEOUT in openai-python's _constants.py, 600 s),
+	// so a non-streamed completion that the SDK would wait for is not cut
+	// short here.
+	DefaultResponseHeaderTimeout = 10 * time.Minute
 )
 
 // Options configure a Proxy.
@@ -91,6 +117,17 @@ type Options struct {
 	// Cooldown is how long a version whose key the provider rejected is
 	// tried only after the other version. Zero is DefaultCooldown.
 	Cooldown time.Duration
+	// MinRefreshInterval is the least time between two refreshes of one
+	// secret that rejected keys force. A key rejected within the interval
+	// is retried with what the last forced refresh read, so a rotation
+	// can take up to this long to be seen. Zero is
+	// DefaultMinRefreshInterval.
+	MinRefreshInterval time.Duration
+	// ResponseHeaderTimeout bounds each upstream attempt from sending the
+	// request until the provider's response headers arrive; a streamed
+	// body may take longer. An attempt that times out is a 504. Zero is
+	// DefaultResponseHeaderTimeout.
+	ResponseHeaderTimeout time.Duration
 	// Observe, if set, is called once per client request with the
 	// client's request and its outcome, after the response is written,
 	// for metrics and access logs.
@@ -111,19 +148,29 @@ type Request struct {
 // Outcome describes how a client request was served.
 type Outcome struct {
 	SecretID string
+	// Upstream reports whether a request reached the provider, so that
+	// metrics of upstream requests count only those. It is false for a
+	// request that keyturn answered itself without sending a key: a body
+	// it rejected, a key it could not read, a version it cannot use, an
+	// endpoint the provider does not serve, or a connection that the host
+	// policy refused.
+	Upstream bool
 	// VersionID and Stage are the version whose key the final attempt
-	// used and its stage, AWSCURRENT or AWSPREVIOUS. Both are empty when
-	// the request failed before a version was chosen.
+	// that reached the provider used and its stage, AWSCURRENT or
+	// AWSPREVIOUS. Provider is the adapter recorded in that version, such
+	// as "openai". All three are empty when Upstream is false.
 	VersionID string
 	Stage     string
-	// Provider is the adapter recorded in that version, such as "openai".
-	Provider string
-	Endpoint Endpoint
+	Provider  string
+	Endpoint  Endpoint
 	// Status is the status sent to the client; StatusClientClosed when
 	// the client went away before a response was sent.
 	Status int
+	// Rejected counts the attempts whose key the provider rejected: 0,
+	// 1, or 2 when the retry's key was rejected too.
+	Rejected int
 	// Retried reports whether a rejected key was retried with another
-	// version.
+	// version. A rejected key with no other version to try is not.
 	Retried  bool
 	Duration time.Duration
 }
@@ -141,8 +188,10 @@ type Proxy struct {
 	log            *slog.Logger
 	refreshTimeout time.Duration
 	cooldown       time.Duration
-	observe        func(*http.Request, Outcome)
-	now            func() time.Time
+	// minRefreshInterval is Options.MinRefreshInterval.
+	minRefreshInterval time.Duration
+	observe            func(*http.Request, Outcome)
+	now                func() time.Time
 
 	proxy *httputil.ReverseProxy
 	// secrets maps a secret id to its *secretVersions.
@@ -151,41 +200,68 @@ type Proxy struct {
 
 // New returns a Proxy.
 func New(opts Options) (*Proxy, error) {
-	if opts.Keys == nil {
-		return nil, errors.New("upstream: no key source: pass the keystore cache as Options.Keys")
-	}
-	if opts.Policy == nil {
-		return nil, errors.New("upstream: no host policy: pass one as Options.Policy")
+	if err := checkOptions(opts); err != nil {
+		return nil, err
 	}
 	p := &Proxy{
-		keys:           opts.Keys,
-		policy:         opts.Policy,
-		log:            opts.Logger,
-		refreshTimeout: opts.RefreshTimeout,
-		cooldown:       opts.Cooldown,
-		observe:        opts.Observe,
-		now:            time.Now,
+		keys:               opts.Keys,
+		policy:             opts.Policy,
+		log:                opts.Logger,
+		refreshTimeout:     orDefault(opts.RefreshTimeout, DefaultRefreshTimeout),
+		cooldown:           orDefault(opts.Cooldown, DefaultCooldown),
+		minRefreshInterval: orDefault(opts.MinRefreshInterval, DefaultMinRefreshInterval),
+		observe:            opts.Observe,
+		now:                time.Now,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
-	}
-	if p.refreshTimeout <= 0 {
-		p.refreshTimeout = DefaultRefreshTimeout
-	}
-	if p.cooldown <= 0 {
-		p.cooldown = DefaultCooldown
 	}
 	transport := opts.Transport
 	if transport == nil {
 		transport = opts.Policy.Transport()
 	}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      transport,
+		Rewrite: rewrite,
+		Transport: &headerTimeout{
+			next:    transport,
+			timeout: orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
+		},
 		FlushInterval:  -1,
 		ModifyResponse: modifyResponse,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}
 	return p, nil
+}
+
+// checkOptions rejects missing requirements and negative durations.
+func checkOptions(opts Options) error {
+	if opts.Keys == nil {
+		return errors.New("upstream: no key source: pass the keystore cache as Options.Keys")
+	}
+	if opts.Policy == nil {
+		return errors.New("upstream: no host policy: pass one as Options.Policy")
+	}
+	durations := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"RefreshTimeout", opts.RefreshTimeout},
+		{"Cooldown", opts.Cooldown},
+		{"MinRefreshInterval", opts.MinRefreshInterval},
+		{"ResponseHeaderTimeout", opts.ResponseHeaderTimeout},
+	}
+	for _, o := range durations {
+		if o.d < 0 {
+			return fmt.Errorf("upstream: Options.%s is %v: set a positive duration, or zero for the default", o.name, o.d)
+		}
+	}
+	return nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
 }

@@ -3,6 +3,7 @@ package upstream
 import (
 	"fmt"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -20,9 +21,8 @@ type version struct {
 	key      keystore.Secret
 	adapter  string
 	base     *url.URL
-	// unusable is the reason the version cannot serve, as a public
-	// message for the client's 502, or "" when it can serve.
-	unusable string
+	// unusable is the reason the version cannot serve, or nil when it can.
+	unusable *UnusableError
 
 	// cooldownUntil is when the version's cooldown after a rejected key
 	// ends, in Unix nanoseconds; zero means it was never rejected.
@@ -40,11 +40,27 @@ func (v *version) startCooldown(now time.Time, d time.Duration) {
 	v.cooldownUntil.Store(now.Add(d).UnixNano())
 }
 
-// secretVersions contains the parsed versions last served as a secret's
-// AWSCURRENT and AWSPREVIOUS. A version moving from one stage to the other
-// keeps its parse and its health.
+// secretVersions contains the parsed versions of one secret, keyed by
+// version id, so that a version keeps its parse and its health while it
+// moves from AWSCURRENT to AWSPREVIOUS. It holds only the versions that the
+// newest keys seen serve: a request still holding keys read before a
+// refresh can neither evict a newer version nor revive an older one.
 type secretVersions struct {
-	current, previous atomic.Pointer[version]
+	// set is read without a lock; mu serializes its replacement.
+	set atomic.Pointer[versionSet]
+	mu  sync.Mutex
+	// refresh bounds the forced refreshes of the secret.
+	refresh refreshGate
+	health  healthState
+}
+
+// versionSet is an immutable snapshot of a secret's parsed versions.
+type versionSet struct {
+	// fetched is the Keys.Fetched of the keys that the set was pruned to,
+	// and current is their AWSCURRENT version.
+	fetched time.Time
+	current *version
+	byID    map[string]*version
 }
 
 func (p *Proxy) versionsOf(secretID string) *secretVersions {
@@ -56,31 +72,47 @@ func (p *Proxy) versionsOf(secretID string) *secretVersions {
 }
 
 // resolve returns the parsed forms of the versions that keys serve,
-// previous nil when the secret has no AWSPREVIOUS. A hit parses nothing,
-// and both versions are looked up before either slot changes, so that a
-// version moving from AWSCURRENT to AWSPREVIOUS keeps its parse and its
-// health.
+// previous nil when the secret has no AWSPREVIOUS. A hit takes no lock and
+// parses nothing.
 func (p *Proxy) resolve(s *secretVersions, keys keystore.Keys) (current, previous *version) {
-	oldCurrent, oldPrevious := s.current.Load(), s.previous.Load()
-	find := func(v keystore.Version) *version {
-		switch {
-		case oldCurrent != nil && oldCurrent.id == v.VersionID:
-			return oldCurrent
-		case oldPrevious != nil && oldPrevious.id == v.VersionID:
-			return oldPrevious
+	if set := s.set.Load(); set != nil {
+		current, previous = set.lookup(keys)
+		if current != nil && (previous != nil || keys.Previous.VersionID == "") {
+			return current, previous
 		}
-		return p.parseVersion(v)
 	}
-	current = find(keys.Current)
-	if current != oldCurrent {
-		s.current.Store(current)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.set.Load()
+	if set == nil {
+		set = &versionSet{}
 	}
-	if keys.Previous.VersionID == "" {
-		return current, nil
+	current, previous = set.lookup(keys)
+	if current == nil {
+		current = p.parseVersion(keys.Current)
 	}
-	previous = find(keys.Previous)
-	if previous != oldPrevious {
-		s.previous.Store(previous)
+	if previous == nil && keys.Previous.VersionID != "" {
+		previous = p.parseVersion(keys.Previous)
+	}
+	// Keys older than the set's are served with what they resolve to but
+	// change nothing, so that the versions of the newest keys keep their
+	// health.
+	if !keys.Fetched.Before(set.fetched) {
+		next := &versionSet{fetched: keys.Fetched, current: current, byID: map[string]*version{current.id: current}}
+		if previous != nil {
+			next.byID[previous.id] = previous
+		}
+		s.set.Store(next)
+	}
+	return current, previous
+}
+
+// lookup returns the set's versions of keys, nil where it has none.
+func (set *versionSet) lookup(keys keystore.Keys) (current, previous *version) {
+	current = set.byID[keys.Current.VersionID]
+	if keys.Previous.VersionID != "" {
+		previous = set.byID[keys.Previous.VersionID]
 	}
 	return current, previous
 }
@@ -91,18 +123,13 @@ func (p *Proxy) parseVersion(v keystore.Version) *version {
 	parsed := &version{secretID: v.SecretID, id: v.VersionID}
 	value, err := keystore.ParseValue(v.Value)
 	if err != nil {
-		parsed.unusable = fmt.Sprintf("version %s of secret %q cannot be used: %v: "+
-			"stage a valid value with 'rotator stage %s --file KEYFILE --validate' and run 'rotator rotate-now %s'",
-			v.VersionID, v.SecretID, err, v.SecretID, v.SecretID)
+		parsed.unusable = malformedValue(v, err)
 		return parsed
 	}
 	parsed.key = value.APIKey
 	parsed.adapter = value.Settings.Provider
 	if value.Settings.Provider == "" || value.Settings.BaseURL == "" {
-		parsed.unusable = fmt.Sprintf("version %s of secret %q records no settings.provider or settings.base_url, "+
-			"so keyturn does not know where its key may be sent: run 'rotator rotate-now %s', "+
-			"which records the settings the new key was validated with",
-			v.VersionID, v.SecretID, v.SecretID)
+		parsed.unusable = missingSettings(v)
 		return parsed
 	}
 	parsed.base, parsed.unusable = p.checkBaseURL(v, value.Settings)
@@ -110,20 +137,31 @@ func (p *Proxy) parseVersion(v keystore.Version) *version {
 }
 
 // checkBaseURL parses a version's base URL and checks it against the host
-// policy, whose errors name the URL without user info and the fix.
-// It also rejects a query or fragment, which the policy does not look at:
-// a query could carry a credential, and keyturn keeps keys out of URLs.
-func (p *Proxy) checkBaseURL(v keystore.Version, s keystore.Settings) (*url.URL, string) {
+// policy. The policy's errors name the URL without user info. It also
+// rejects a query or fragment, which the policy does not look at: a query
+// could carry a credential, and keyturn keeps keys out of URLs.
+func (p *Proxy) checkBaseURL(v keystore.Version, s keystore.Settings) (*url.URL, *UnusableError) {
 	u, err := url.Parse(s.BaseURL)
 	if err == nil && (u.RawQuery != "" || u.ForceQuery || u.Fragment != "") {
 		u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-		return nil, fmt.Sprintf("the base URL of secret %q (version %s), %s with a query or fragment, is not allowed: "+
-			"set %s to the provider's API root without ? or # and run 'rotator rotate-now %s'",
-			v.SecretID, v.VersionID, provider.RedactURL(u.String()), keystore.TagBaseURL, v.SecretID)
+		detail := fmt.Sprintf("the base URL %s has a query or fragment, which keyturn does not allow: "+
+			"set it to the provider's API root without ? or #", provider.RedactURL(u.String()))
+		return nil, baseURLNotAllowed(v.SecretID, v.VersionID, s.BaseURL, reasonQuery, detail)
 	}
 	if err := p.policy.Check(s.Provider, s.BaseURL); err != nil {
-		return nil, fmt.Sprintf("the host policy rejects the base URL of secret %q (version %s): %v",
-			v.SecretID, v.VersionID, err)
+		reason := p.policyReason(s.Provider, s.BaseURL, err)
+		detail := "the host policy rejects the base URL: " + err.Error()
+		return nil, baseURLNotAllowed(v.SecretID, v.VersionID, s.BaseURL, reason, detail)
 	}
-	return u, ""
+	return u, nil
+}
+
+// redactedHost returns the host of rawURL for the log, or "" if it has
+// none. A URL's host never carries its user info.
+func redactedHost(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
