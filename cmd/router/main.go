@@ -4,10 +4,10 @@
 // effect without a restart. `router --help` documents its flags, its
 // environment and its config file.
 //
-// Exit codes: 0 stopped cleanly (also by Ctrl-C or SIGTERM once the
-// requests in flight have finished), 1 error, 2 usage error, 128 plus the
-// signal number (130 for Ctrl-C, 143 for SIGTERM) when a signal stopped it
-// before the requests in flight had finished.
+// Exit codes: 0 stopped cleanly (also by Ctrl-C, SIGTERM or SIGHUP once
+// the requests in flight have finished), 1 error, 2 usage error, 128 plus
+// the signal number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) when
+// a signal stopped it before the requests in flight had finished.
 package main
 
 import (
@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	ctx, stop := notifyContext(context.Background())
+	ctx, stop := signals.NotifyContext(context.Background())
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(exitCode(ctx, err, os.Stderr))

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/internal/fakeprovider"
 	"github.com/keyturn/keyturn/keystore"
@@ -142,6 +143,9 @@ models:
 	if !strings.Contains(logs, `"msg":"request"`) || !strings.Contains(logs, `"client_id":"kc_cmd"`) {
 		t.Errorf("no JSON access log line in:\n%s", logs)
 	}
+	if !strings.Contains(logs, `"duration":"`) {
+		t.Errorf("the access log line's duration is not a Go duration string:\n%s", logs)
+	}
 	for _, key := range []string{canaryKey, clientKey} {
 		if strings.Contains(logs+string(body), key) {
 			t.Error("a key appears in the logs or the response")
@@ -217,6 +221,8 @@ func TestRunErrors(t *testing.T) {
 	good := writeConfig(t, "store: file://"+dir+"/none\nproviders: {p: {secret: s}}\nmodels: {m: {provider: p}}\n")
 	noStore := writeConfig(t, "providers: {p: {secret: s}}\nmodels: {m: {provider: p}}\n")
 	bad := writeConfig(t, "providers: {p: {secret: s}}\nmodels: {m: {provider: q}}\n")
+	metrics := writeConfig(t, "store: file://"+dir+"/none\nmetrics_listen: 127.0.0.1:9090\nproviders: {p: {secret: s}}\nmodels: {m: {provider: p}}\n")
+	loopbackRelay := writeConfig(t, "store: file://"+dir+"/none\nallow_loopback: true\nrelay_hosts: [127.0.0.1]\nproviders: {p: {secret: s}}\nmodels: {m: {provider: p}}\n")
 	tests := []struct {
 		name string
 		args []string
@@ -224,17 +230,32 @@ func TestRunErrors(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"unknown flag", []string{"--bogus"}, nil, exitUsage, []string{"router: error:", "bogus", "router: hint: run 'router --help'"}},
-		{"argument", []string{"serve"}, nil, exitUsage, []string{`unexpected argument "serve"`}},
-		{"bad listen", []string{"--listen", "8080"}, nil, exitUsage, []string{`invalid listen address "8080"`}},
-		{"missing config", []string{"--config", dir + "/nope.yaml"}, nil, exitError, []string{"does not exist", "docs/router.example.yaml"}},
-		{"config error", []string{"--config", bad}, nil, exitError, []string{"line 2:", `provider "q"`}},
-		{"no store", []string{"--config", noStore}, nil, exitError, []string{"no store", "router: hint: add 'store:"}},
-		{"bad env store", []string{"--config", good}, map[string]string{"KEYTURN_STORE": "ftp://x"}, exitError, []string{"KEYTURN_STORE: invalid store URL"}},
-		{"bad env bool", []string{"--config", good}, map[string]string{"KEYTURN_ALLOW_LOOPBACK": "maybe"}, exitError, []string{`invalid KEYTURN_ALLOW_LOOPBACK="maybe"`}},
-		{"bad env relay", []string{"--config", good}, map[string]string{"KEYTURN_RELAY_HOSTS": "https://x.example.com"}, exitError, []string{"KEYTURN_RELAY_HOSTS", "invalid relay host"}},
-		{"no store dir", []string{"--config", good}, nil, exitError, []string{"open store file://", "router: hint:"}},
-		{"env config", nil, map[string]string{"KEYTURN_ROUTER_CONFIG": bad}, exitError, []string{bad, "line 2:"}},
+		{"unknown flag", []string{"--bogus"}, nil, cli.ExitUsage, []string{"router: error:", "bogus", "router: hint: run 'router --help'"}},
+		{"argument", []string{"serve"}, nil, cli.ExitUsage, []string{`unexpected argument "serve"`}},
+		{"bad listen", []string{"--listen", "8080"}, nil, cli.ExitUsage, []string{`invalid listen address "8080"`}},
+		{"missing config", []string{"--config", dir + "/nope.yaml"}, nil, cli.ExitError, []string{"does not exist", "docs/router.example.yaml"}},
+		{"config error", []string{"--config", bad}, nil, cli.ExitError, []string{"line 2:", `provider "q"`}},
+		{"no store", []string{"--config", noStore}, nil, cli.ExitError, []string{"no store", "router: hint: add 'store:"}},
+		{"bad env store", []string{"--config", good}, map[string]string{"KEYTURN_STORE": "ftp://x"}, cli.ExitError, []string{"KEYTURN_STORE: invalid store URL"}},
+		{"bad env bool", []string{"--config", good}, map[string]string{"KEYTURN_ALLOW_LOOPBACK": "maybe"}, cli.ExitError, []string{`invalid KEYTURN_ALLOW_LOOPBACK="maybe"`}},
+		{"bad env relay", []string{"--config", good}, map[string]string{"KEYTURN_RELAY_HOSTS": "https://x.example.com"}, cli.ExitError, []string{"KEYTURN_RELAY_HOSTS", "invalid relay host"}},
+		{"no store dir", []string{"--config", good, "--listen", "127.0.0.1:0"}, nil, cli.ExitError, []string{"open store file://" + dir + "/none: no keyturn file store at"}},
+		{"env config", nil, map[string]string{"KEYTURN_ROUTER_CONFIG": bad}, cli.ExitError, []string{bad, "line 2:"}},
+		{"listen on metrics", []string{"--config", metrics, "--listen", "127.0.0.1:9090"}, nil, cli.ExitUsage,
+			[]string{`--listen 127.0.0.1:9090: metrics_listen "127.0.0.1:9090" is the listen address too`}},
+		{"shutdown timeout unit", []string{"--shutdown-timeout", "5"}, nil, cli.ExitUsage,
+			[]string{`invalid value "5" for flag -shutdown-timeout`, "such as 30s"}},
+		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s"}, nil, cli.ExitUsage, []string{"not a positive duration"}},
+		{"config directory", []string{"--config", dir}, nil, cli.ExitError,
+			[]string{"config file " + dir + " is a directory", "router: hint: pass the YAML file itself, such as " + dir + "/router.yaml"}},
+		{"no store dir names source", []string{"--config", good, "--listen", "127.0.0.1:0"}, nil, cli.ExitError,
+			[]string{"router: hint: the store URL comes from 'store:' in " + good, "the router never creates a store"}},
+		{"env store names source", []string{"--config", good, "--listen", "127.0.0.1:0"}, map[string]string{"KEYTURN_STORE": "file://" + dir + "/other"}, cli.ExitError,
+			[]string{"router: hint: the store URL comes from KEYTURN_STORE"}},
+		{"loopback env refuses relay host", []string{"--config", loopbackRelay}, map[string]string{"KEYTURN_ALLOW_LOOPBACK": "false"}, cli.ExitError,
+			[]string{`invalid relay host "127.0.0.1" in relay_hosts in ` + loopbackRelay, "KEYTURN_ALLOW_LOOPBACK=false overrides"}},
+		{"env relay metadata", []string{"--config", good}, map[string]string{"KEYTURN_RELAY_HOSTS": "169.254.169.254"}, cli.ExitError,
+			[]string{`invalid relay host "169.254.169.254" in KEYTURN_RELAY_HOSTS`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,10 +284,10 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v", err)
 	}
-	if code := exitCode(context.Background(), err, io.Discard); code != exitOK {
+	if code := exitCode(context.Background(), err, io.Discard); code != cli.ExitOK {
 		t.Errorf("exit %d", code)
 	}
-	for _, want := range []string{"Usage: router", "KEYTURN_ROUTER_CONFIG", "-listen", "-config", "Exit codes"} {
+	for _, want := range []string{"Usage: router", "KEYTURN_ROUTER_CONFIG", "-listen", "-config", "metrics_listen", "Exit codes"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help does not contain %q", want)
 		}
@@ -276,7 +297,7 @@ func TestHelp(t *testing.T) {
 func TestInterruptedCode(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if code := exitCode(ctx, errInterrupted, io.Discard); code != exitInterrupted {
-		t.Errorf("exit %d, want %d", code, exitInterrupted)
+	if code := exitCode(ctx, errInterrupted, io.Discard); code != cli.ExitInterrupted {
+		t.Errorf("exit %d, want %d", code, cli.ExitInterrupted)
 	}
 }

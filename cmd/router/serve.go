@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"slices"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/router"
 	"github.com/keyturn/keyturn/internal/storeurl"
@@ -27,136 +31,248 @@ const (
 	warmTimeout = 5 * time.Second
 )
 
-// serve opens the store, builds the cache and the router, and serves until
-// ctx is cancelled.
-func serve(ctx context.Context, cfg router.Config, f flags, stdout, stderr io.Writer) error {
+// serve listens, opens the store, builds the cache and the router, and
+// serves until ctx is cancelled. It listens first, so that an address in
+// use fails at once rather than after the secrets were read.
+func serve(ctx context.Context, set settings, f flags, stdout, stderr io.Writer) error {
+	cfg := set.cfg
 	logger := newLogger(stderr)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
+	listeners, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeAll(listeners)
 	store, closeStore, err := storeurl.Open(ctx, cfg.Store, storeurl.OpenOptions{Identity: cfg.Identity})
 	if err != nil {
-		return storeError(cfg, err)
+		return storeError(set, err)
 	}
 	defer closeStore()
 	cache, err := keystore.NewCache(store, keystore.CacheOptions{
 		RefreshInterval: cfg.Cache.Refresh, MaxStale: cfg.Cache.MaxStale, Logger: logger,
 	})
 	if err != nil {
-		return errorf("cache: %w", err)
+		return cli.Errorf("cache: %w", err)
 	}
 	defer cache.Close()
-	warm(ctx, cache, cfg, logger)
 
 	handler, err := router.New(router.Options{
-		Config: cfg, Keys: cache, Policy: provider.NewPolicy(cfg.RelayHosts, cfg.AllowLoopback), Logger: logger,
+		Config: cfg, Keys: cache, Store: store, Policy: provider.NewPolicy(cfg.RelayHosts, cfg.AllowLoopback),
+		Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
+	listeners[0].handler = handler
+	if len(listeners) > 1 {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", handler.MetricsHandler())
+		listeners[1].handler = mux
+	}
+	warm(ctx, handler)
+	announce(listeners, cfg, stdout, logger)
+	return serveUntilDone(ctx, listeners, f.shutdownTimeout, logger)
+}
+
+// announce prints the addresses served and logs the start, with a warning
+// when the router listens on every interface.
+func announce(listeners []listener, cfg router.Config, stdout io.Writer, logger *slog.Logger) {
+	addr := listeners[0].ln.Addr().String()
+	fmt.Fprintf(stdout, "router: listening on http://%s\n", addr)
+	attrs := []any{"listen", addr, "store", cfg.Store.Raw, "models", len(cfg.Models)}
+	if len(listeners) > 1 {
+		fmt.Fprintf(stdout, "router: serving metrics on http://%s/metrics\n", listeners[1].ln.Addr())
+		attrs = append(attrs, "metrics_listen", listeners[1].ln.Addr().String())
+	}
+	if everyInterface(cfg.Listen) {
+		logger.Warn(exposedWarning(cfg), "listen", cfg.Listen)
+	}
+	logger.Info("router started", attrs...)
+}
+
+// everyInterface reports whether addr listens on every interface: an
+// empty host, 0.0.0.0 or ::.
+func everyInterface(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+func exposedWarning(cfg router.Config) string {
+	msg := "listening on every interface: /healthz needs no client key"
+	if cfg.MetricsListen == "" {
+		msg = "listening on every interface: /healthz and /metrics need no client key, and /metrics is served here " +
+			"because metrics_listen is not set"
+	}
+	return msg + ": anyone who can reach this address can read them; listen on a private address, " +
+		"or firewall it (--listen 127.0.0.1:PORT listens on this host only)"
+}
+
+// listener is an open listen address and the handler it serves, set once
+// the router is built.
+type listener struct {
+	ln      net.Listener
+	handler http.Handler
+}
+
+// listen opens the listen address, and the metrics_listen address when the
+// config sets one.
+func listen(cfg router.Config) ([]listener, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errorf("listen on %s: %w", cfg.Listen, err).
-			withHint("pick another address with --listen HOST:PORT or 'listen:' in the config file")
+		return nil, listenError(cfg.Listen, "", err).
+			WithHint("pick another address with --listen HOST:PORT or 'listen:' in the config file")
 	}
-	fmt.Fprintf(stdout, "router: listening on http://%s\n", ln.Addr())
-	logger.Info("router started", "listen", ln.Addr().String(), "store", cfg.Store.Raw, "models", len(cfg.Models))
-	return serveUntilDone(ctx, ln, handler, f.shutdownTimeout, logger)
+	listeners := []listener{{ln: ln}}
+	if cfg.MetricsListen == "" {
+		return listeners, nil
+	}
+	metricsLn, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		_ = ln.Close()
+		return nil, listenError(cfg.MetricsListen, " for metrics", err).
+			WithHint("pick another address with 'metrics_listen:' in the config file, or remove it to serve /metrics on listen")
+	}
+	return append(listeners, listener{ln: metricsLn}), nil
 }
 
-// warm reads each provider secret once, so the first requests find it
-// cached. A secret that cannot be read is logged and left to the requests
-// that need it, which get a clear 503: a store that is down for a moment
-// must not stop the router from starting.
-func warm(ctx context.Context, cache *keystore.Cache, cfg router.Config, logger *slog.Logger) {
+// listenError words a failed listen on addr. An address in use gets a
+// hint of its own, before the caller's.
+func listenError(addr, what string, err error) *cli.Error {
+	ce := cli.Errorf("listen on %s%s: %w", addr, what, err)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		flag := "pass --listen HOST:PORT"
+		if what != "" {
+			flag = "set metrics_listen: HOST:PORT in the config file"
+		}
+		ce.WithHint("another process listens on %s: stop it or %s", addr, flag)
+	}
+	return ce
+}
+
+// closeAll closes the listeners that no server took over: after Serve
+// starts, the server's Shutdown closes them, and a second Close is
+// harmless.
+func closeAll(listeners []listener) {
+	for _, l := range listeners {
+		_ = l.ln.Close()
+	}
+}
+
+// warm reads each provider secret once, bounded by warmTimeout.
+func warm(ctx context.Context, handler *router.Server) {
 	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
 	defer cancel()
-	for _, name := range sortedProviders(cfg) {
-		id := cfg.Providers[name].Secret
-		keys, err := cache.Get(ctx, id)
-		if err != nil {
-			logger.Warn("provider secret not readable yet: its requests fail until it is", "provider", name, "secret", id, "error", err)
-			continue
-		}
-		logger.Info("provider secret loaded", "provider", name, "secret", id, "version_id", keys.Current.VersionID)
-	}
+	handler.Warm(ctx)
 }
 
-// serveUntilDone serves on ln until ctx is cancelled, then shuts down:
-// no new connections, and up to timeout for the requests in flight.
-func serveUntilDone(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, logger *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+// serveUntilDone serves on every listener until ctx is cancelled, then
+// shuts down: no new connections, and up to timeout for the requests in
+// flight. A listener that fails stops them all.
+func serveUntilDone(ctx context.Context, listeners []listener, timeout time.Duration, logger *slog.Logger) error {
+	servers := make([]*http.Server, len(listeners))
+	served := make(chan error, len(listeners))
+	for i, l := range listeners {
+		servers[i] = &http.Server{
+			Handler:           l.handler,
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		go func() { served <- servers[i].Serve(l.ln) }()
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
+	var serveErr error
 	select {
 	case err := <-served:
-		return errorf("serve: %w", err)
+		serveErr = cli.Errorf("serve: %w", err)
+		logger.Error("a listener failed: stopping", "error", err)
 	case <-ctx.Done():
+		logger.Info("stopping: waiting for requests in flight", "timeout", timeout.String(), "cause", context.Cause(ctx).Error())
 	}
-	logger.Info("stopping: waiting for requests in flight", "timeout", timeout.String(), "cause", context.Cause(ctx).Error())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		_ = srv.Close()
-		logger.Warn("stopped before every request in flight finished", "timeout", timeout.String(), "error", err)
-		return errInterrupted
+	if err := shutdown(servers, timeout, logger); err != nil {
+		return err
 	}
-	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-		return errorf("serve: %w", err)
+	if serveErr != nil {
+		return serveErr
 	}
 	logger.Info("router stopped")
+	return nil
+}
+
+// shutdown stops every server, giving the requests in flight up to
+// timeout in all.
+func shutdown(servers []*http.Server, timeout time.Duration, logger *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var cut error
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			_ = srv.Close()
+			cut = err
+		}
+	}
+	if cut != nil {
+		logger.Warn("stopped before every request in flight finished", "timeout", timeout.String(), "error", cut)
+		return errInterrupted
+	}
 	return nil
 }
 
 // newLogger logs text lines on a terminal and JSON lines otherwise, for
 // log collectors.
 func newLogger(stderr io.Writer) *slog.Logger {
-	if isTerminal(stderr) {
-		return slog.New(slog.NewTextHandler(stderr, nil))
-	}
-	return slog.New(slog.NewJSONHandler(stderr, nil))
+	return cli.NewLogger(stderr, slog.LevelInfo)
 }
 
-// isTerminal reports whether w is a terminal: a character device other
-// than the null device, which is one too.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	if err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err != nil || !os.SameFile(fi, null)
-}
-
-// storeError words a store that cannot be opened.
-func storeError(cfg router.Config, err error) error {
-	ce := errorf("open store %s: %w", cfg.Store.Raw, err)
+// storeError words a store that cannot be opened, with a hint that names
+// where the failing setting came from.
+func storeError(set settings, err error) error {
+	ce := &cli.Error{Code: cli.ExitError, Err: &openError{
+		msg: fmt.Sprintf("open store %s: %s", set.cfg.Store.Raw, storeMessage(err)), err: err}}
 	switch {
-	case cfg.Store.Kind == storeurl.AWS:
-		return ce.withHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
-	case errors.Is(err, keystore.ErrNotFound):
-		return ce.withHint("check 'store:' in the config file or KEYTURN_STORE; the rotator creates a store with 'rotator add'")
+	case set.cfg.Store.Kind == storeurl.AWS:
+		return ce.WithHint("check AWS credentials and region (AWS_REGION, AWS_PROFILE)")
+	case set.cfg.Identity != "" && missingFile(set.cfg.Identity):
+		return ce.WithHint("the identity file comes from %s: point it at the age identity file that the store's secrets "+
+			"are encrypted to, or remove it to use %s", set.identityFrom, filepath.Join(set.cfg.Store.Dir, "identity.age"))
 	case errors.Is(err, keystore.ErrDecryption):
-		return ce.withHint("set 'identity:' in the config file or KEYTURN_IDENTITY to the age identity the store's secrets are encrypted to")
+		return ce.WithHint("set 'identity:' in the config file or KEYTURN_IDENTITY to the age identity file " +
+			"that the store's secrets are encrypted to")
+	case errors.Is(err, keystore.ErrNotFound):
+		return ce.WithHint("the store URL comes from %s: correct it there; the router never creates a store, "+
+			"'rotator add' or 'rotator dev' does", set.storeFrom)
 	}
 	return ce
 }
 
-func sortedProviders(cfg router.Config) []string {
-	names := make([]string, 0, len(cfg.Providers))
-	for name := range cfg.Providers {
-		names = append(names, name)
+// storeMessage returns err's message without the store operation that
+// starts a *keystore.Error about no secret, such as "OpenFile: ", which
+// names a Go function rather than anything the user did.
+func storeMessage(err error) string {
+	var ke *keystore.Error
+	if errors.As(err, &ke) && ke.SecretID == "" && ke.Op != "" {
+		return strings.TrimPrefix(err.Error(), ke.Op+": ")
 	}
-	slices.Sort(names)
-	return names
+	return err.Error()
+}
+
+// openError is a failed store open with a message of its own, which still
+// matches the store's error for errors.Is.
+type openError struct {
+	msg string
+	err error
+}
+
+func (e *openError) Error() string { return e.msg }
+func (e *openError) Unwrap() error { return e.err }
+
+func missingFile(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }

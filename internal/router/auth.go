@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
@@ -23,17 +24,33 @@ type clientSet struct {
 }
 
 // authenticator checks client keys against the clients secret, which it
-// reads through the keystore cache on every request, so that a new or
-// revoked client takes effect at the cache's next refresh.
+// reads through the keystore cache on every request, so that a revoked
+// client takes effect at the cache's next refresh. A new client takes
+// effect at once: a kt- key that the cached list lacks forces a re-read of
+// the secret, rate-limited by reread.
 type authenticator struct {
 	keys     Keys
 	secretID string
 	log      *slog.Logger
+	reread   *rereader
 
 	// set is the parsed list of the last version seen; a request parses
 	// the list again only when the cache serves a new version.
 	set   atomic.Pointer[clientSet]
 	parse sync.Mutex // serializes parsing a new version
+}
+
+func newAuthenticator(keys Keys, secretID string, interval time.Duration, log *slog.Logger) *authenticator {
+	if interval <= 0 {
+		interval = DefaultRereadInterval
+	}
+	read := func(ctx context.Context) {
+		// A failed read leaves the cached list in place, and the cache
+		// logs the failure.
+		_, _ = keys.Refresh(ctx, secretID)
+	}
+	return &authenticator{keys: keys, secretID: secretID, log: log,
+		reread: &rereader{read: read, interval: interval, maxWait: rereadMaxWait}}
 }
 
 // authError is a request the router rejects before it reaches a provider.
@@ -71,20 +88,46 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (clie
 	if aerr != nil {
 		return clientkeys.Client{}, aerr
 	}
-	set, aerr := a.clients(ctx)
+	c, aerr := a.lookup(ctx, key)
 	if aerr != nil {
 		return clientkeys.Client{}, aerr
-	}
-	c, ok := set.index.Lookup(key)
-	if !ok {
-		return clientkeys.Client{}, unauthorized(codeInvalidKey,
-			"invalid client key: the key is not one of this router's client keys: check the key, or ask the operator for one ('rotator client add NAME')")
 	}
 	if c.Disabled {
 		return clientkeys.Client{}, unauthorized(codeInvalidKey,
 			"client key of %s (%s) is disabled: ask the router's operator to enable it or to issue a new one", c.Name, c.ID)
 	}
 	return c, nil
+}
+
+// lookup returns the client of key. A kt- key that the cached client list
+// lacks may belong to a client added since the cache last read the
+// secret, so lookup re-reads it once before rejecting the key. A secret
+// that does not exist yet is re-read the same way, since adding the first
+// client creates it.
+func (a *authenticator) lookup(ctx context.Context, key string) (clientkeys.Client, *authError) {
+	c, ok, aerr := a.find(ctx, key)
+	unknown := (aerr == nil && !ok) || (aerr != nil && aerr.code == codeClientsMissing)
+	if unknown && strings.HasPrefix(key, clientkeys.Prefix) && a.reread.reread(ctx) {
+		c, ok, aerr = a.find(ctx, key)
+	}
+	if aerr != nil {
+		return clientkeys.Client{}, aerr
+	}
+	if !ok {
+		return clientkeys.Client{}, unauthorized(codeInvalidKey,
+			"invalid client key: the key is not one of this router's client keys: check the key, or ask the operator for one ('rotator client add NAME')")
+	}
+	return c, nil
+}
+
+// find looks key up in the cached client list.
+func (a *authenticator) find(ctx context.Context, key string) (clientkeys.Client, bool, *authError) {
+	set, aerr := a.clients(ctx)
+	if aerr != nil {
+		return clientkeys.Client{}, false, aerr
+	}
+	c, ok := set.index.Lookup(key)
+	return c, ok, nil
 }
 
 // presentedKey returns the client key of r: from Authorization: Bearer,
@@ -113,16 +156,21 @@ func (a *authenticator) clients(ctx context.Context) (*clientSet, *authError) {
 	if err != nil {
 		return nil, a.readError(err)
 	}
-	set := a.set.Load()
-	if set == nil || set.versionID != keys.Current.VersionID {
-		set = a.parseVersion(keys.Current)
-	}
+	set := a.setFor(keys.Current)
 	if set.err != nil {
 		return nil, &authError{status: http.StatusServiceUnavailable, code: codeClientsReadFail,
 			message: fmt.Sprintf("the router cannot check client keys: its clients secret %s version %s is invalid; the router's log says why",
 				a.secretID, set.versionID)}
 	}
 	return set, nil
+}
+
+// setFor returns the parsed client list of v, parsing it on first use.
+func (a *authenticator) setFor(v keystore.Version) *clientSet {
+	if set := a.set.Load(); set != nil && set.versionID == v.VersionID {
+		return set
+	}
+	return a.parseVersion(v)
 }
 
 func (a *authenticator) parseVersion(v keystore.Version) *clientSet {
@@ -145,8 +193,12 @@ func (a *authenticator) parseVersion(v keystore.Version) *clientSet {
 	return set
 }
 
+// readError words a failed read of the clients secret. A read past the
+// cache's max_stale fails with ErrUnavailable wrapping the store's last
+// error, which may be a not-found (a store that vanished), so the outage
+// is checked first: the router cannot tell that the secret is gone.
 func (a *authenticator) readError(err error) *authError {
-	if errors.Is(err, keystore.ErrNotFound) {
+	if !errors.Is(err, keystore.ErrUnavailable) && errors.Is(err, keystore.ErrNotFound) {
 		return unauthorized(codeClientsMissing,
 			"this router has no client keys yet: its operator creates one with 'rotator client add NAME' (in secret %s)", a.secretID)
 	}

@@ -1,8 +1,6 @@
 package router
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/internal/upstream"
+	"github.com/keyturn/keyturn/keystore"
 )
 
 // completions serves one of the endpoints that go upstream. It checks the
@@ -24,6 +23,13 @@ func (s *Server) completions(e upstream.Endpoint) http.Handler {
 		if !ok {
 			return
 		}
+		if err := upstream.CheckContentEncoding(r.Header); err != nil {
+			// The body's model is read before the request goes upstream,
+			// so a compressed body would only fail as not JSON.
+			w.Header().Set("Accept-Encoding", "identity")
+			writeError(w, http.StatusUnsupportedMediaType, "unsupported_content_encoding", err.Error())
+			return
+		}
 		body, ok := s.readBody(w, r)
 		if !ok {
 			return
@@ -34,6 +40,9 @@ func (s *Server) completions(e upstream.Endpoint) http.Handler {
 		}
 		route, ok := s.route(w, r, name)
 		if !ok {
+			return
+		}
+		if !s.checkProviderSecret(w, r, route.Provider) {
 			return
 		}
 		if aerr := s.limits.takeQuota(client); aerr != nil {
@@ -76,24 +85,21 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	return body, true
 }
 
-// requestModel returns the body's "model" field.
+// requestModel returns the body's "model" member, parsed by the rules
+// that the upstream request applies, so that a body the router routes is
+// never one that upstream.Serve rejects: the name matches exactly and
+// appears once.
 func requestModel(w http.ResponseWriter, body []byte) (string, bool) {
-	var fields struct {
-		Model json.RawMessage `json:"model"`
+	name, err := upstream.ModelOf(body)
+	if err == nil {
+		return name, true
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&fields); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_body",
-			"the request body is not a JSON object: send JSON with a \"model\" field, such as {\"model\": \"gpt-4o\", ...}")
-		return "", false
+	code := "invalid_request_body"
+	if errors.Is(err, upstream.ErrNoModel) {
+		code = "missing_model"
 	}
-	var name string
-	if len(fields.Model) == 0 || json.Unmarshal(fields.Model, &name) != nil || name == "" {
-		writeError(w, http.StatusBadRequest, "missing_model",
-			"the request body has no \"model\" text field: name one of this router's models; GET /v1/models lists them")
-		return "", false
-	}
-	return name, true
+	writeError(w, http.StatusBadRequest, code, err.Error())
+	return "", false
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) (ModelRoute, bool) {
@@ -108,4 +114,28 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) (Mod
 	info.provider = route.Provider
 	info.secret = s.cfg.Providers[route.Provider].Secret
 	return route, true
+}
+
+// checkProviderSecret writes a 502 and returns false when the secret of
+// provider name does not exist in the store. The likely cause is a wrong
+// secret id in the router config, which the proxy's advice for a secret
+// without a key (stage one) does not fit. A secret that exists without a
+// current version, and every other read error, is left to the proxy. The
+// read is a cache hit for every request after the secret's first.
+func (s *Server) checkProviderSecret(w http.ResponseWriter, r *http.Request, name string) bool {
+	id := s.cfg.Providers[name].Secret
+	_, err := s.keys.Get(r.Context(), id)
+	if err == nil || errors.Is(err, keystore.ErrUnavailable) || !errors.Is(err, keystore.ErrNotFound) {
+		return true
+	}
+	if !s.missing.missing(r.Context(), id) {
+		return true
+	}
+	s.log.Error("the secret of a provider does not exist: fix providers."+name+".secret in the router config, "+
+		"or create the secret with 'rotator add'", "provider", name, "secret", id, "error", err)
+	writeError(w, http.StatusBadGateway, "upstream_key_unavailable", fmt.Sprintf(
+		"this router's provider %s reads its key from secret %q, which does not exist: "+
+			"the router's operator corrects providers.%s.secret in the router config, or creates the secret",
+		name, id, name))
+	return false
 }

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/storeurl"
+	"github.com/keyturn/keyturn/internal/yamlcfg"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -25,12 +28,19 @@ const (
 	// DefaultMaxRequestBytes bounds a request body. It leaves room for
 	// embeddings batches and images sent inline as base64.
 	DefaultMaxRequestBytes = 32 << 20
+	// DefaultUpstreamTimeout bounds the wait for a provider's response
+	// headers. It is the default request timeout of OpenAI's Python SDK,
+	// 10 minutes, so that no request the SDK would wait for is cut short.
+	DefaultUpstreamTimeout = 10 * time.Minute
 )
 
 // Config is the router's configuration file, decoded and checked. The
 // example config in docs/router.example.yaml documents every field.
 type Config struct {
 	Listen string
+	// MetricsListen is the address that serves /metrics alone. Empty
+	// serves /metrics on Listen.
+	MetricsListen string
 	// Store is the store the keys are read from. The zero URL (Raw "")
 	// means none was given.
 	Store storeurl.URL
@@ -39,12 +49,16 @@ type Config struct {
 	Identity      string
 	ClientsSecret string
 	// RelayHosts are extra hosts that keys may be sent to, checked with
-	// provider.ParseRelayHosts.
+	// provider.CheckRelayHosts.
 	RelayHosts    []string
 	AllowLoopback bool
 	Cache         CacheConfig
 	// MaxRequestBytes bounds a client's request body.
 	MaxRequestBytes int64
+	// UpstreamTimeout bounds the wait for a provider's response headers
+	// after the request was sent. A stream may run longer: the bound ends
+	// when its headers arrive.
+	UpstreamTimeout time.Duration
 	// Providers maps a provider name of the config to its secret.
 	Providers map[string]ProviderConfig
 	// Models maps a public model name, as clients send it, to its route.
@@ -76,7 +90,8 @@ type ModelRoute struct {
 	Model string
 }
 
-const configKeys = "listen, store, identity, clients_secret, relay_hosts, allow_loopback, cache, max_request_bytes, providers and models"
+const configKeys = "listen, metrics_listen, store, identity, clients_secret, relay_hosts, allow_loopback, cache, " +
+	"max_request_bytes, upstream_timeout, providers and models"
 
 // ParseConfig decodes the YAML config file at path (used in messages) and
 // checks it. It walks the YAML node tree rather than decoding into a
@@ -87,7 +102,7 @@ const configKeys = "listen, store, identity, clients_secret, relay_hosts, allow_
 func ParseConfig(path string, data []byte) (Config, error) {
 	cfg, err := parseConfig(data)
 	if err != nil {
-		return Config{}, configError(path, err)
+		return Config{}, yamlcfg.FileError(path, err)
 	}
 	for i, w := range cfg.Warnings {
 		cfg.Warnings[i] = "config file " + path + " " + w
@@ -95,30 +110,22 @@ func ParseConfig(path string, data []byte) (Config, error) {
 	return cfg, nil
 }
 
-func configError(path string, err error) error {
-	var le *lineError
-	if errors.As(err, &le) {
-		return fmt.Errorf("config file %s %w", path, err)
-	}
-	return fmt.Errorf("config file %s: %w", path, err)
-}
-
 func parseConfig(data []byte) (Config, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return Config{}, yamlSyntaxError(err)
+	root, err := decodeDocument(data)
+	if err != nil {
+		return Config{}, err
 	}
 	cfg := Config{
 		Listen:          DefaultListen,
 		ClientsSecret:   DefaultClientsSecret,
 		MaxRequestBytes: DefaultMaxRequestBytes,
+		UpstreamTimeout: DefaultUpstreamTimeout,
 	}
-	if len(doc.Content) == 0 {
+	if root == nil {
 		return Config{}, errors.New("the file is empty: define providers and models, as docs/router.example.yaml shows")
 	}
-	root := doc.Content[0]
 	values := map[string]*yaml.Node{}
-	err := eachKey(root, "the config file", "'listen: 127.0.0.1:8080'", func(key, value *yaml.Node) error {
+	err = yamlcfg.EachKey(root, "the config file", "'listen: 127.0.0.1:8080'", func(key, value *yaml.Node) error {
 		values[key.Value] = value
 		return cfg.set(key, value)
 	})
@@ -131,43 +138,97 @@ func parseConfig(data []byte) (Config, error) {
 	return cfg, nil
 }
 
+// decodeDocument returns the root node of the file's one YAML document,
+// or nil when the file has none. A second document is an error rather than
+// ignored, since its keys would have no effect.
+func decodeDocument(data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxError(data, err)
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF) && len(doc.Content) == 0:
+		return nil, nil
+	case errors.Is(err, io.EOF):
+		return doc.Content[0], nil
+	case err != nil:
+		return nil, syntaxError(data, err)
+	}
+	return nil, yamlcfg.AtLine(&next, "a second YAML document starts here (after '---'), and the config file holds one: "+
+		"move its keys into the first document, or remove it")
+}
+
+// syntaxError words a YAML syntax error. A tab that indents a line gets a
+// plain hint, because the parser's message for it names no tab.
+func syntaxError(data []byte, err error) error {
+	err = yamlcfg.SyntaxError(err)
+	var le *yamlcfg.LineError
+	if errors.As(err, &le) && indentedWithTab(data, le.Line) {
+		return &yamlcfg.LineError{Line: le.Line,
+			Err: fmt.Errorf("%w: a tab indents this line, and YAML allows only spaces: indent with spaces", le.Err)}
+	}
+	return err
+}
+
+// indentedWithTab reports whether line (1-based) of data has a tab in its
+// leading whitespace.
+func indentedWithTab(data []byte, line int) bool {
+	lines := bytes.Split(data, []byte("\n"))
+	if line < 1 || line > len(lines) {
+		return false
+	}
+	text := lines[line-1]
+	indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
+	return bytes.ContainsRune(indent, '\t')
+}
+
 // set stores the value of one top-level key.
 func (cfg *Config) set(key, value *yaml.Node) error {
 	var err error
 	switch key.Value {
 	case "listen":
-		err = setListen(&cfg.Listen, value)
+		err = setListen(&cfg.Listen, key.Value, value)
+	case "metrics_listen":
+		err = setListen(&cfg.MetricsListen, key.Value, value)
 	case "store":
 		err = setStore(&cfg.Store, value)
 	case "identity":
-		cfg.Identity, err = textValue(key.Value, value, "/etc/keyturn/identity.age")
+		cfg.Identity, err = yamlcfg.Text(key.Value, value, "/etc/keyturn/identity.age")
 	case "clients_secret":
 		err = setSecretID(&cfg.ClientsSecret, key.Value, value)
 	case "relay_hosts":
-		cfg.RelayHosts, err = relayHostsValue(value)
+		// check checks them once allow_loopback is known, whatever the key order.
+		cfg.RelayHosts, err = yamlcfg.HostList(key.Value, value)
 	case "allow_loopback":
-		cfg.AllowLoopback, err = boolValue(key.Value, value)
+		cfg.AllowLoopback, err = yamlcfg.Bool(key.Value, value)
 	case "cache":
 		err = cfg.Cache.set(value)
 	case "max_request_bytes":
 		cfg.MaxRequestBytes, err = byteSize(key.Value, value)
+	case "upstream_timeout":
+		err = durationValue(&cfg.UpstreamTimeout, key.Value, value)
 	case "providers":
 		cfg.Providers, err = providersValue(value)
 	case "models":
 		cfg.Models, err = modelsValue(value)
 	default:
-		err = atLine(key, "unknown key %s: the keys are %s", key.Value, configKeys)
+		err = yamlcfg.AtLine(key, "unknown key %s: the keys are %s", key.Value, configKeys)
 	}
 	return err
 }
 
-func setListen(dst *string, n *yaml.Node) error {
-	s, err := textValue("listen", n, "127.0.0.1:8080")
+func setListen(dst *string, key string, n *yaml.Node) error {
+	s, err := yamlcfg.Text(key, n, "127.0.0.1:8080")
 	if err != nil || s == "" {
 		return err
 	}
 	if err := CheckListen(s); err != nil {
-		return atLine(n, "listen: %w", err)
+		return yamlcfg.AtLine(n, "%s: %w", key, err)
 	}
 	*dst = s
 	return nil
@@ -186,26 +247,40 @@ func CheckListen(addr string) error {
 	return nil
 }
 
+// CheckMetricsListen checks that metrics, the metrics_listen address, is
+// empty or an address other than listen, since one address cannot be
+// listened on twice. Port 0 picks a free port each time, so it may repeat.
+func CheckMetricsListen(listen, metrics string) error {
+	if metrics == "" || metrics != listen {
+		return nil
+	}
+	if _, port, _ := net.SplitHostPort(metrics); port == "0" {
+		return nil
+	}
+	return fmt.Errorf("metrics_listen %q is the listen address too: give /metrics an address of its own, "+
+		"such as 127.0.0.1:9090, or remove metrics_listen to serve /metrics on listen", metrics)
+}
+
 func setStore(dst *storeurl.URL, n *yaml.Node) error {
-	s, err := textValue("store", n, "file:///var/lib/keyturn/store")
+	s, err := yamlcfg.Text("store", n, "file:///var/lib/keyturn/store")
 	if err != nil || s == "" {
 		return err
 	}
 	u, err := storeurl.Parse(s)
 	if err != nil {
-		return atLine(n, "store: %w", err)
+		return yamlcfg.AtLine(n, "store: %w", err)
 	}
 	*dst = u
 	return nil
 }
 
 func setSecretID(dst *string, key string, n *yaml.Node) error {
-	s, err := textValue(key, n, "keyturn/openai")
+	s, err := yamlcfg.Text(key, n, "keyturn/openai")
 	if err != nil {
 		return err
 	}
 	if err := CheckSecretID(s); err != nil {
-		return atLine(n, "%s: %w", key, err)
+		return yamlcfg.AtLine(n, "%s: %w", key, err)
 	}
 	*dst = s
 	return nil
@@ -232,52 +307,26 @@ func CheckSecretID(id string) error {
 	return nil
 }
 
-func relayHostsValue(n *yaml.Node) ([]string, error) {
-	values, err := listValue("relay_hosts", n, "relay.example.com")
-	if err != nil {
-		return nil, err
-	}
-	hosts, err := ParseRelayHosts(values)
-	if err != nil {
-		return nil, atLine(n, "relay_hosts: %w", err)
-	}
-	return hosts, nil
-}
-
-// ParseRelayHosts checks relay hosts, each value holding one or more hosts
-// separated by commas or spaces, as KEYTURN_RELAY_HOSTS does.
-func ParseRelayHosts(values []string) ([]string, error) {
-	var hosts []string
-	for _, v := range values {
-		parsed, err := provider.ParseRelayHosts(v)
-		if err != nil {
-			return nil, err
-		}
-		hosts = append(hosts, parsed...)
-	}
-	return hosts, nil
-}
-
 func (c *CacheConfig) set(n *yaml.Node) error {
-	return eachKey(n, "cache", "'refresh: 5m'", func(key, value *yaml.Node) error {
+	return yamlcfg.EachKey(n, "cache", "'refresh: 5m'", func(key, value *yaml.Node) error {
 		switch key.Value {
 		case "refresh":
 			return durationValue(&c.Refresh, "cache.refresh", value)
 		case "max_stale":
 			return durationValue(&c.MaxStale, "cache.max_stale", value)
 		}
-		return atLine(key, "unknown key cache.%s: the keys of cache are refresh and max_stale", key.Value)
+		return yamlcfg.AtLine(key, "unknown key cache.%s: the keys of cache are refresh and max_stale", key.Value)
 	})
 }
 
 func durationValue(dst *time.Duration, key string, n *yaml.Node) error {
-	s, err := textValue(key, n, "5m")
+	s, err := yamlcfg.Text(key, n, "5m")
 	if err != nil || s == "" {
 		return err
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return atLine(n, "invalid %s %q: use a positive duration such as 30s, 5m or 1h", key, s)
+		return yamlcfg.AtLine(n, "invalid %s %q: use a positive duration such as 30s, 5m or 1h", key, s)
 	}
 	*dst = d
 	return nil
@@ -287,7 +336,7 @@ func durationValue(dst *time.Duration, key string, n *yaml.Node) error {
 // (KiB, MiB, GiB), such as 32MiB.
 func byteSize(key string, n *yaml.Node) (int64, error) {
 	if n.Kind != yaml.ScalarNode || (n.Tag != "!!int" && n.Tag != "!!str") {
-		return 0, atLine(n, "%s must be a number of bytes, such as 33554432 or 32MiB, not %s", key, nodeKind(n))
+		return 0, yamlcfg.AtLine(n, "%s must be a number of bytes, such as 33554432 or 32MiB, not %s", key, yamlcfg.Kind(n))
 	}
 	text := strings.TrimSpace(n.Value)
 	mult := int64(1)
@@ -302,18 +351,18 @@ func byteSize(key string, n *yaml.Node) (int64, error) {
 	}
 	v, err := strconv.ParseInt(text, 10, 64)
 	if err != nil || v <= 0 || v > (1<<40)/mult {
-		return 0, atLine(n, "invalid %s %q: use a positive number of bytes, such as 33554432 or 32MiB (units KiB, MiB, GiB)", key, n.Value)
+		return 0, yamlcfg.AtLine(n, "invalid %s %q: use a positive number of bytes, such as 33554432 or 32MiB (units KiB, MiB, GiB)", key, n.Value)
 	}
 	return v * mult, nil
 }
 
 func providersValue(n *yaml.Node) (map[string]ProviderConfig, error) {
 	out := map[string]ProviderConfig{}
-	err := eachKey(n, "providers", "'openai: {secret: keyturn/openai}'", func(key, value *yaml.Node) error {
+	err := yamlcfg.EachKey(n, "providers", "'openai: {secret: keyturn/openai}'", func(key, value *yaml.Node) error {
 		var p ProviderConfig
-		err := eachKey(value, "provider "+key.Value, "'secret: keyturn/openai'", func(k, v *yaml.Node) error {
+		err := yamlcfg.EachKey(value, "provider "+key.Value, "'secret: keyturn/openai'", func(k, v *yaml.Node) error {
 			if k.Value != "secret" {
-				return atLine(k, "unknown key %s in provider %s: a provider has only secret, the id of its key's secret", k.Value, key.Value)
+				return yamlcfg.AtLine(k, "unknown key %s in provider %s: a provider has only secret, the id of its key's secret", k.Value, key.Value)
 			}
 			return setSecretID(&p.Secret, "secret of provider "+key.Value, v)
 		})
@@ -321,7 +370,7 @@ func providersValue(n *yaml.Node) (map[string]ProviderConfig, error) {
 			return err
 		}
 		if p.Secret == "" {
-			return atLine(key, "provider %s has no secret: add 'secret: SECRET_ID', the id of the secret holding its key", key.Value)
+			return yamlcfg.AtLine(key, "provider %s has no secret: add 'secret: SECRET_ID', the id of the secret holding its key", key.Value)
 		}
 		out[key.Value] = p
 		return nil
@@ -331,9 +380,9 @@ func providersValue(n *yaml.Node) (map[string]ProviderConfig, error) {
 
 func modelsValue(n *yaml.Node) (map[string]ModelRoute, error) {
 	out := map[string]ModelRoute{}
-	err := eachKey(n, "models", "'gpt-4o: {provider: openai}'", func(key, value *yaml.Node) error {
+	err := yamlcfg.EachKey(n, "models", "'gpt-4o: {provider: openai}'", func(key, value *yaml.Node) error {
 		if strings.TrimSpace(key.Value) == "" {
-			return atLine(key, "a model name is empty: use the name clients send, such as gpt-4o")
+			return yamlcfg.AtLine(key, "a model name is empty: use the name clients send, such as gpt-4o")
 		}
 		route, err := modelRoute(key, value)
 		if err != nil {
@@ -348,15 +397,15 @@ func modelsValue(n *yaml.Node) (map[string]ModelRoute, error) {
 func modelRoute(key, value *yaml.Node) (ModelRoute, error) {
 	var m ModelRoute
 	name := key.Value
-	err := eachKey(value, "model "+name, "'provider: openai'", func(k, v *yaml.Node) error {
+	err := yamlcfg.EachKey(value, "model "+name, "'provider: openai'", func(k, v *yaml.Node) error {
 		var err error
 		switch k.Value {
 		case "provider":
-			m.Provider, err = textValue("provider of model "+name, v, "openai")
+			m.Provider, err = yamlcfg.Text("provider of model "+name, v, "openai")
 		case "model":
-			m.Model, err = textValue("model of model "+name, v, "gpt-4o-2024-08-06")
+			m.Model, err = upstreamModel(name, v)
 		default:
-			err = atLine(k, "unknown key %s in model %s: a model has provider and model (the upstream model name)", k.Value, name)
+			err = yamlcfg.AtLine(k, "unknown key %s in model %s: a model has provider and model (the upstream model name)", k.Value, name)
 		}
 		return err
 	})
@@ -364,12 +413,23 @@ func modelRoute(key, value *yaml.Node) (ModelRoute, error) {
 		return ModelRoute{}, err
 	}
 	if m.Provider == "" {
-		return ModelRoute{}, atLine(key, "model %s has no provider: add 'provider: NAME', one of the names under providers", name)
+		return ModelRoute{}, yamlcfg.AtLine(key, "model %s has no provider: add 'provider: NAME', one of the names under providers", name)
 	}
 	if m.Model == "" {
 		m.Model = name
 	}
 	return m, nil
+}
+
+// upstreamModel reads the model key of model name. An empty value is an
+// error rather than the public name, which leaving the key out gives.
+func upstreamModel(name string, v *yaml.Node) (string, error) {
+	s, err := yamlcfg.Text("model of model "+name, v, "gpt-4o-2024-08-06")
+	if err == nil && strings.TrimSpace(s) == "" && v.Tag != "!!null" {
+		err = yamlcfg.AtLine(v, "model of model %s is empty: give the provider's model name, "+
+			"such as gpt-4o-2024-08-06, or remove the key to send %s itself", name, name)
+	}
+	return s, err
 }
 
 // check applies the rules between keys: every model's provider exists, and
@@ -385,8 +445,21 @@ func (cfg *Config) check(values map[string]*yaml.Node) error {
 	if err := cfg.checkRoutes(values["models"]); err != nil {
 		return err
 	}
+	if err := cfg.checkRoles(values); err != nil {
+		return err
+	}
+	if n := values["relay_hosts"]; n != nil {
+		hosts, err := provider.CheckRelayHosts(cfg.RelayHosts, "relay_hosts", cfg.AllowLoopback)
+		if err != nil {
+			return yamlcfg.AtLine(n, "%w", err)
+		}
+		cfg.RelayHosts = hosts
+	}
 	if err := cfg.Cache.check(); err != nil {
-		return atLine(values["cache"], "%w", err)
+		return yamlcfg.AtLine(values["cache"], "%w", err)
+	}
+	if err := CheckMetricsListen(cfg.Listen, cfg.MetricsListen); err != nil {
+		return yamlcfg.AtLine(values["metrics_listen"], "%w", err)
 	}
 	cfg.warnUnused(values["providers"])
 	return nil
@@ -397,9 +470,30 @@ func (cfg *Config) checkRoutes(models *yaml.Node) error {
 		name := models.Content[i].Value
 		route := cfg.Models[name]
 		if _, ok := cfg.Providers[route.Provider]; !ok {
-			return atLine(models.Content[i], "model %s is routed to provider %q, which is not under providers: add it there, or use one of %s",
+			return yamlcfg.AtLine(models.Content[i], "model %s is routed to provider %q, which is not under providers: add it there, or use one of %s",
 				name, route.Provider, strings.Join(sortedKeys(cfg.Providers), ", "))
 		}
+	}
+	return nil
+}
+
+// checkRoles rejects a secret that is both the clients secret and a
+// provider's secret: one value cannot be a client list and a provider key.
+func (cfg *Config) checkRoles(values map[string]*yaml.Node) error {
+	providers := values["providers"]
+	for i := 0; i+1 < len(providers.Content); i += 2 {
+		name := providers.Content[i].Value
+		if cfg.Providers[name].Secret != cfg.ClientsSecret {
+			continue
+		}
+		where := "the default clients_secret"
+		if n := values["clients_secret"]; n != nil {
+			where = fmt.Sprintf("clients_secret on line %d", n.Line)
+		}
+		return yamlcfg.AtLine(providers.Content[i],
+			"provider %s uses the secret %s, which is %s too: the clients secret holds the router's client keys "+
+				"and a provider secret holds a provider's key, so give each role a secret of its own",
+			name, cfg.ClientsSecret, where)
 	}
 	return nil
 }

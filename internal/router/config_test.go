@@ -30,6 +30,12 @@ func TestConfigDefaults(t *testing.T) {
 	if cfg.MaxRequestBytes != DefaultMaxRequestBytes {
 		t.Errorf("MaxRequestBytes = %d", cfg.MaxRequestBytes)
 	}
+	if cfg.MetricsListen != "" {
+		t.Errorf("MetricsListen = %q, want empty: /metrics on listen", cfg.MetricsListen)
+	}
+	if cfg.UpstreamTimeout != 10*time.Minute {
+		t.Errorf("UpstreamTimeout = %v, want 10m", cfg.UpstreamTimeout)
+	}
 	if got := cfg.Models["gpt-4o"]; got != (ModelRoute{Provider: "openai", Model: "gpt-4o"}) {
 		t.Errorf("route = %+v, want the public name upstream", got)
 	}
@@ -59,6 +65,12 @@ func TestConfigExample(t *testing.T) {
 	if cfg.MaxRequestBytes != 32<<20 {
 		t.Errorf("max_request_bytes = %d", cfg.MaxRequestBytes)
 	}
+	if cfg.UpstreamTimeout != DefaultUpstreamTimeout {
+		t.Errorf("upstream_timeout = %v, want the default %v", cfg.UpstreamTimeout, DefaultUpstreamTimeout)
+	}
+	if cfg.MetricsListen != "" {
+		t.Errorf("metrics_listen = %q, want the default, empty", cfg.MetricsListen)
+	}
 	if got := cfg.Models["fast"]; got != (ModelRoute{Provider: "openai", Model: "gpt-4o-mini"}) {
 		t.Errorf("fast = %+v", got)
 	}
@@ -70,6 +82,8 @@ func TestConfigExample(t *testing.T) {
 func TestConfigFull(t *testing.T) {
 	cfg, err := ParseConfig("r.yaml", []byte(`
 listen: ":9000"
+metrics_listen: 127.0.0.1:9090
+upstream_timeout: 90s
 store: aws://eu-west-1
 identity: /etc/id.age
 clients_secret: team/clients
@@ -91,11 +105,30 @@ models:
 	if cfg.Store.Kind != storeurl.AWS || cfg.Store.Region != "eu-west-1" {
 		t.Errorf("store = %+v", cfg.Store)
 	}
+	if cfg.MetricsListen != "127.0.0.1:9090" || cfg.UpstreamTimeout != 90*time.Second {
+		t.Errorf("metrics_listen %q, upstream_timeout %v", cfg.MetricsListen, cfg.UpstreamTimeout)
+	}
 	if strings.Join(cfg.RelayHosts, " ") != "relay.example.com b.example.com c.example.com" {
 		t.Errorf("relay hosts = %v", cfg.RelayHosts)
 	}
 	if cfg.Cache.Refresh != 30*time.Second || cfg.Cache.MaxStale != 10*time.Minute || cfg.MaxRequestBytes != 1024 {
 		t.Errorf("cache %+v, max bytes %d", cfg.Cache, cfg.MaxRequestBytes)
+	}
+}
+
+func TestConfigRelayLoopbackAllowed(t *testing.T) {
+	cfg, err := ParseConfig("r.yaml", []byte(minimalConfig+"relay_hosts: [127.0.0.1]\nallow_loopback: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.RelayHosts, " ") != "127.0.0.1" {
+		t.Errorf("relay hosts = %v", cfg.RelayHosts)
+	}
+}
+
+func TestConfigLeadingDocumentMarker(t *testing.T) {
+	if _, err := ParseConfig("r.yaml", []byte("---\n"+minimalConfig)); err != nil {
+		t.Errorf("a file that starts with '---': %v", err)
 	}
 }
 
@@ -135,7 +168,20 @@ func TestConfigErrors(t *testing.T) {
 		{"bad port", minimalConfig + "listen: 'x:99999'\n", []string{"line 6:", "port must be a number from 0 to 65535"}},
 		{"bad store", minimalConfig + "store: /var/lib/keyturn\n", []string{"line 6:", "invalid store URL", "file:///ABSOLUTE/DIR"}},
 		{"loopback kind", minimalConfig + "allow_loopback: yes please\n", []string{"line 6:", "allow_loopback must be true or false", "not text"}},
-		{"relay url", minimalConfig + "relay_hosts: [https://relay.example.com]\n", []string{"line 6:", "invalid relay host", "without scheme"}},
+		{"relay url", minimalConfig + "relay_hosts: [https://relay.example.com]\n", []string{"line 6:", "invalid relay host", "not a URL: use relay.example.com"}},
+		{"relay metadata", minimalConfig + "relay_hosts: [169.254.169.254]\n", []string{"line 6:", `invalid relay host "169.254.169.254" in relay_hosts`}},
+		{"relay private", minimalConfig + "relay_hosts: [10.0.0.5]\n", []string{"line 6:", `invalid relay host "10.0.0.5"`}},
+		{"relay wildcard", minimalConfig + "relay_hosts: ['*.example.com']\n", []string{"line 6:", "wildcards are not supported"}},
+		{"relay loopback", minimalConfig + "relay_hosts: [127.0.0.1]\n", []string{"line 6:", `invalid relay host "127.0.0.1"`}},
+		{"clients secret as provider", minimalConfig + "clients_secret: keyturn/openai\n",
+			[]string{"line 3:", "provider openai uses the secret keyturn/openai, which is clients_secret on line 6 too"}},
+		{"default clients secret as provider", "providers:\n  openai: {secret: keyturn/router-clients}\nmodels:\n  m: {provider: openai}\n",
+			[]string{"line 2:", "which is the default clients_secret too"}},
+		{"tab indent", "providers:\n\topenai: {secret: s}\nmodels:\n  m: {provider: openai}\n",
+			[]string{"line 2:", "invalid YAML", "a tab indents this line", "indent with spaces"}},
+		{"second document", minimalConfig + "---\nlisten: :80\n", []string{"line 6:", "a second YAML document starts here"}},
+		{"empty model", "providers:\n  openai: {secret: s}\nmodels:\n  gpt-4o: {provider: openai, model: ''}\n",
+			[]string{"line 4:", "model of model gpt-4o is empty", "remove the key"}},
 		{"relay kind", minimalConfig + "relay_hosts: {a: b}\n", []string{"line 6:", "relay_hosts must be a list", "not a set of keys"}},
 		{"bad duration", minimalConfig + "cache: {refresh: 5 minutes}\n", []string{"line 6:", `invalid cache.refresh "5 minutes"`, "such as 30s"}},
 		{"negative duration", minimalConfig + "cache: {max_stale: -1m}\n", []string{"line 6:", "invalid cache.max_stale", "positive duration"}},
@@ -156,6 +202,13 @@ func TestConfigErrors(t *testing.T) {
 		{"model key", "providers:\n  openai: {secret: s}\nmodels:\n  gpt-4o: {provider: openai, upstream: x}\n", []string{"line 4:", "unknown key upstream in model gpt-4o"}},
 		{"model kind", "providers:\n  openai: {secret: s}\nmodels:\n  gpt-4o: {provider: [openai]}\n", []string{"line 4:", "provider of model gpt-4o must be text", "not a list"}},
 		{"duplicate model", "providers:\n  openai: {secret: s}\nmodels:\n  m: {provider: openai}\n  m: {provider: openai}\n", []string{"line 5:", "key m is already set on line 4"}},
+		{"bad metrics listen", minimalConfig + "metrics_listen: '9090'\n", []string{"line 6:", `metrics_listen: invalid listen address "9090"`}},
+		{"metrics listen kind", minimalConfig + "metrics_listen: 9090\n", []string{"line 6:", "metrics_listen must be text", "not a number"}},
+		{"metrics on listen", minimalConfig + "listen: 127.0.0.1:8080\nmetrics_listen: 127.0.0.1:8080\n", []string{"line 7:", `metrics_listen "127.0.0.1:8080" is the listen address too`}},
+		{"metrics on default listen", minimalConfig + "metrics_listen: 127.0.0.1:8080\n", []string{"line 6:", "is the listen address too"}},
+		{"bad upstream timeout", minimalConfig + "upstream_timeout: 10\n", []string{"line 6:", "upstream_timeout must be text"}},
+		{"upstream timeout unit", minimalConfig + "upstream_timeout: 10 minutes\n", []string{"line 6:", `invalid upstream_timeout "10 minutes"`, "positive duration"}},
+		{"zero upstream timeout", minimalConfig + "upstream_timeout: 0s\n", []string{"line 6:", `invalid upstream_timeout "0s"`}},
 		{"clients secret", minimalConfig + "clients_secret: ''\n", []string{"line 6:", "clients_secret: the secret id is empty"}},
 	}
 	for _, tt := range tests {

@@ -47,15 +47,17 @@ func (s *syncBuffer) String() string {
 // testEnv is a router over a real file store, the real keystore cache and
 // the stand-in provider, served on 127.0.0.1.
 type testEnv struct {
-	t         *testing.T
-	store     *keystore.FileStore
-	cache     *keystore.Cache
-	fake      *fakeprovider.Provider
-	fakeURL   string
-	logs      *syncBuffer
-	server    *Server
-	url       string
-	clientKey string
+	t       *testing.T
+	store   *keystore.FileStore
+	cache   *keystore.Cache
+	fake    *fakeprovider.Provider
+	fakeURL string
+	logs    *syncBuffer
+	server  *Server
+	// httpServer serves server at url.
+	httpServer *httptest.Server
+	url        string
+	clientKey  string
 	// seen collects every response body, to check for canaries.
 	seen *syncBuffer
 }
@@ -67,6 +69,15 @@ type envOptions struct {
 	noClients bool
 	config    func(*Config)
 	now       func() time.Time
+	// wrapStore, if set, wraps the store that the cache reads.
+	wrapStore func(keystore.Store) keystore.Store
+	// rereadInterval is Options.RereadInterval.
+	rereadInterval time.Duration
+	// noLoopback makes the host policy refuse the stand-in provider's
+	// loopback address.
+	noLoopback bool
+	// cacheNow is the cache's clock; nil is time.Now.
+	cacheNow func() time.Time
 }
 
 func newTestEnv(t *testing.T, opts envOptions) *testEnv {
@@ -86,7 +97,11 @@ func newTestEnv(t *testing.T, opts envOptions) *testEnv {
 		e.addClient(opts.client)
 	}
 
-	cache, err := keystore.NewCache(st, keystore.CacheOptions{RefreshInterval: time.Hour, Logger: logger})
+	var source keystore.Store = st
+	if opts.wrapStore != nil {
+		source = opts.wrapStore(st)
+	}
+	cache, err := keystore.NewCache(source, keystore.CacheOptions{RefreshInterval: time.Hour, Logger: logger, Now: opts.cacheNow})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,15 +122,27 @@ models:
 	if opts.config != nil {
 		opts.config(&cfg)
 	}
-	e.server, err = New(Options{Config: cfg, Keys: cache, Policy: provider.NewPolicy(nil, true), Logger: logger, Now: opts.now})
+	e.server, err = New(Options{Config: cfg, Keys: cache, Policy: provider.NewPolicy(nil, !opts.noLoopback), Logger: logger, Now: opts.now,
+		RereadInterval: opts.rereadInterval, Store: st})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(e.server)
-	t.Cleanup(srv.Close)
-	e.url = srv.URL
+	// Cleanups run last first: the canary check runs after the server has
+	// closed, so it reads the log lines of every request.
 	t.Cleanup(e.checkCanaries)
+	e.httpServer = httptest.NewServer(e.server)
+	t.Cleanup(e.httpServer.Close)
+	e.url = e.httpServer.URL
 	return e
+}
+
+// serverLogs closes the server, which waits for every request in flight to
+// finish, and returns the log. The access log line of a request is written
+// after its response, so a client may read the response before the line
+// exists: tests that check access log lines read them here.
+func (e *testEnv) serverLogs() string {
+	e.httpServer.Close()
+	return e.logs.String()
 }
 
 // putKey stores key as the new AWSCURRENT version of secret, creating the

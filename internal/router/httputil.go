@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,15 +15,6 @@ import (
 // writeError sends an OpenAI-style error body.
 func writeError(w http.ResponseWriter, status int, code, message string) {
 	upstream.WriteError(w, status, code, message)
-}
-
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
 }
 
 // allowMethod writes a 405 unless r's method is one of methods.
@@ -55,6 +45,9 @@ type requestInfo struct {
 	secret   string
 	// outcome is what the upstream call reported, or nil.
 	outcome *upstream.Outcome
+	// aborted is the reason the response was cut short: "client_closed",
+	// "upstream_broke" or "panic". It is "" for a complete response.
+	aborted string
 }
 
 type requestInfoKey struct{}
@@ -86,54 +79,18 @@ func (s *Server) logRequest(r *http.Request, status int, info *requestInfo, d ti
 	}
 	if o := info.outcome; o != nil && o.VersionID != "" {
 		attrs = append(attrs, slog.String("version_id", o.VersionID), slog.String("stage", o.Stage), slog.Bool("retried", o.Retried))
+		if o.Rejected > 0 {
+			attrs = append(attrs, slog.Int("rejected", o.Rejected))
+		}
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	if info.aborted != "" {
+		attrs = append(attrs, slog.String("aborted", info.aborted))
+	}
+	// A client that goes away mid-stream is routine, but a stream that
+	// broke is not.
+	if status >= 500 || (info.aborted != "" && info.aborted != "client_closed") {
 		level = slog.LevelWarn
 	}
 	s.log.LogAttrs(context.Background(), level, "request", attrs...)
-}
-
-// statusRecorder records the status a handler sent. Unwrap lets
-// http.ResponseController reach the connection's Flush, which streams
-// need, and Flush serves code that asserts http.Flusher.
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.code == 0 && code >= 200 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusRecorder) Flush() {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	_ = http.NewResponseController(s.ResponseWriter).Flush()
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// status is the status sent. When the handler wrote nothing it is
-// upstream.StatusClientClosed if the client went away, or else the 200
-// that net/http sends.
-func (s *statusRecorder) status(r *http.Request) int {
-	switch {
-	case s.code != 0:
-		return s.code
-	case r.Context().Err() != nil:
-		return upstream.StatusClientClosed
-	}
-	return http.StatusOK
 }

@@ -44,7 +44,7 @@ func newMetrics(keys Keys, secrets []string) *metrics {
 		}, []string{"secret", "stage", "status"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyturn_router_upstream_key_rejections_total",
-			Help: "Client requests whose first key the provider rejected, so that the router retried with another version.",
+			Help: "Upstream attempts whose key the provider rejected, whether or not another version was left to retry with.",
 		}, []string{"secret"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyturn_router_upstream_previous_key_total",
@@ -68,8 +68,8 @@ func (m *metrics) observeRequest(endpoint string, status int, provider string, d
 
 func (m *metrics) observeOutcome(o upstream.Outcome) {
 	m.upstream.WithLabelValues(o.SecretID, o.Stage, strconv.Itoa(o.Status)).Inc()
-	if o.Retried {
-		m.rejections.WithLabelValues(o.SecretID).Inc()
+	if o.Rejected > 0 {
+		m.rejections.WithLabelValues(o.SecretID).Add(float64(o.Rejected))
 	}
 	if o.Stage == keystore.StagePrevious {
 		m.fallbacks.WithLabelValues(o.SecretID).Inc()

@@ -3,6 +3,8 @@ package router
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/keyturn/keyturn/internal/upstream"
 )
 
 // modelList is OpenAI's response to GET /v1/models.
@@ -40,5 +42,5 @@ func (s *Server) serveModels(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.checkClient(w, r); !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, s.models)
+	upstream.WriteJSON(w, http.StatusOK, s.models)
 }

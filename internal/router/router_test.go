@@ -2,14 +2,18 @@ package router
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/internal/fakeprovider"
+	"github.com/keyturn/keyturn/keystore"
 )
 
 func TestChatCompletion(t *testing.T) {
@@ -26,8 +30,9 @@ func TestChatCompletion(t *testing.T) {
 	if body.Object != "chat.completion" {
 		t.Errorf("object = %q, want chat.completion", body.Object)
 	}
-	assertContains(t, "log", e.logs.String(), "client_id=kc_test0001")
-	assertContains(t, "log", e.logs.String(), "secret=keyturn/openai")
+	logs := e.serverLogs()
+	assertContains(t, "log", logs, "client_id=kc_test0001")
+	assertContains(t, "log", logs, "secret=keyturn/openai")
 }
 
 func TestRouteRewritesModel(t *testing.T) {
@@ -286,7 +291,7 @@ func TestPreviousKeyWhileNewKeyPropagates(t *testing.T) {
 	e.refresh(openaiID)
 	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
 	assertContains(t, "metrics", e.scrape(), `keyturn_router_upstream_previous_key_total{secret="keyturn/openai"} 1`)
-	assertContains(t, "access log", e.logs.String(), "stage=AWSPREVIOUS retried=true")
+	assertContains(t, "access log", e.serverLogs(), "stage=AWSPREVIOUS retried=true")
 }
 
 func TestProviderSecretMissing(t *testing.T) {
@@ -295,10 +300,27 @@ func TestProviderSecretMissing(t *testing.T) {
 		c.Models["other-model"] = ModelRoute{Provider: "other", Model: "gpt-4o"}
 	}})
 	r := e.chat("other-model")
-	if r.status < 500 {
-		t.Fatalf("status %d, want 5xx; body %s", r.status, r.body)
+	assertStatus(t, r, http.StatusBadGateway)
+	assertContains(t, "body", r.body, "providers.other.secret in the router config")
+	if strings.Contains(r.body, "rotator stage") {
+		t.Errorf("the 502 tells the client to stage a key in a secret that does not exist: %s", r.body)
 	}
-	assertContains(t, "body", r.body, `"error"`)
+}
+
+func TestGzipBodyRejected(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	req, err := http.NewRequest("POST", e.url+"/v1/chat/completions", strings.NewReader("\x1f\x8b compressed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.clientKey)
+	req.Header.Set("Content-Encoding", "gzip")
+	r := e.send(req)
+	assertStatus(t, r, http.StatusUnsupportedMediaType)
+	assertContains(t, "body", r.body, `Content-Encoding \"gzip\"`)
+	if got := r.header.Get("Accept-Encoding"); got != "identity" {
+		t.Errorf("Accept-Encoding = %q, want identity", got)
+	}
 }
 
 func TestHealthz(t *testing.T) {
@@ -357,5 +379,91 @@ func TestClientKeyNotForwarded(t *testing.T) {
 		if rec.Path == fakeprovider.OpenAIPrefix+"/chat/completions" && strings.Join(rec.Auth, ",") != "Authorization" {
 			t.Errorf("provider saw credentials in %v", rec.Auth)
 		}
+	}
+}
+
+func TestRejectedKeyWithoutFallbackCounted(t *testing.T) {
+	e := newTestEnv(t, envOptions{})
+	// The secret has one version, and the provider rejects its key: there
+	// is nothing to retry with, and every rejection still counts.
+	e.fake.RevokeKey(canaryKey)
+	for range 2 {
+		assertStatus(t, e.chat("gpt-4o"), http.StatusBadGateway)
+	}
+	assertContains(t, "metrics", e.scrape(), `keyturn_router_upstream_key_rejections_total{secret="keyturn/openai"} 2`)
+	assertContains(t, "access log", e.serverLogs(), "retried=false rejected=1")
+}
+
+func TestUpstreamTimeout(t *testing.T) {
+	// A short bound, so that the test does not wait the default 10 minutes.
+	e := newTestEnv(t, envOptions{config: func(c *Config) { c.UpstreamTimeout = 50 * time.Millisecond }})
+	e.fake.SetFault(fakeprovider.OpenAIPrefix+"/chat/completions", fakeprovider.Fault{Hang: true})
+	// The deadline only fails a router that waits forever.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "POST", e.url+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.clientKey)
+	r := e.send(req)
+	assertStatus(t, r, http.StatusGatewayTimeout)
+	assertContains(t, "body", r.body, `"code":"upstream_timeout"`)
+}
+
+func TestModelParsedExactly(t *testing.T) {
+	// A quota of one request shows that no rejected body used it.
+	e := newTestEnv(t, envOptions{client: clientkeys.Client{MonthlyQuota: 1}})
+	tests := []struct {
+		body, code, message string
+	}{
+		{`{"MODEL":"gpt-4o","messages":[]}`, "missing_model", `no \"model\" member`},
+		{`{"Model":"gpt-4o","messages":[]}`, "missing_model", `no \"model\" member`},
+		{`{"model":"gpt-4o","model":"gpt-9","messages":[]}`, "invalid_request_body", `more than one \"model\" member`},
+		{`{"model":"gpt-9","model":"gpt-4o","messages":[]}`, "invalid_request_body", `more than one \"model\" member`},
+	}
+	for _, tt := range tests {
+		r := e.do("POST", "/v1/chat/completions", e.clientKey, tt.body)
+		if r.status != http.StatusBadRequest {
+			t.Errorf("body %s: status %d, want 400; response %s", tt.body, r.status, r.body)
+		}
+		assertContains(t, "response to "+tt.body, r.body, `"code":"`+tt.code+`"`)
+		assertContains(t, "response to "+tt.body, r.body, tt.message)
+	}
+	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
+}
+
+func TestMetricsListenMovesMetrics(t *testing.T) {
+	e := newTestEnv(t, envOptions{config: func(c *Config) { c.MetricsListen = "127.0.0.1:0" }})
+	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
+	assertStatus(t, e.do("GET", "/metrics", "-", ""), http.StatusNotFound)
+	srv := httptest.NewServer(e.server.MetricsHandler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	_, _ = e.seen.Write(data)
+	assertContains(t, "metrics", string(data), `keyturn_router_secret_version_info{secret="keyturn/openai"`)
+}
+
+func TestProviderSecretWithoutKey(t *testing.T) {
+	e := newTestEnv(t, envOptions{config: func(c *Config) {
+		c.Providers["other"] = ProviderConfig{Secret: "keyturn/empty"}
+		c.Models["other-model"] = ModelRoute{Provider: "other", Model: "gpt-4o"}
+	}})
+	// The secret exists, as 'rotator add' leaves it before the first
+	// rotation, but has no version yet.
+	if _, err := e.store.Create(context.Background(), keystore.CreateInput{SecretID: "keyturn/empty"}); err != nil {
+		t.Fatal(err)
+	}
+	r := e.chat("other-model")
+	assertStatus(t, r, http.StatusBadGateway)
+	assertContains(t, "body", r.body, "rotator stage keyturn/empty")
+	if strings.Contains(r.body, "providers.other.secret") {
+		t.Errorf("the 502 blames the config for a secret that exists: %s", r.body)
 	}
 }

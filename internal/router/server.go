@@ -7,7 +7,8 @@
 // It serves POST /v1/chat/completions, /v1/responses and /v1/embeddings,
 // GET /v1/models (client auth, as OpenAI's), GET /healthz and GET /metrics
 // (no auth: neither carries a key, and /metrics is meant for a scraper on a
-// private network).
+// private network, so Config.MetricsListen can move it to an address of its
+// own). /healthz shows a fixed phrase per failure, never a store's error.
 package router
 
 import (
@@ -35,6 +36,11 @@ type Options struct {
 	Config Config
 	// Keys reads the provider and clients secrets. Required.
 	Keys Keys
+	// Store is the store behind Keys. With it, a request for a provider
+	// secret that the store lacks gets a 502 that points at the secret id
+	// in the config. Nil leaves that request the proxy's advice, which is
+	// to stage a key.
+	Store Describer
 	// Policy decides where keys may be sent. Required.
 	Policy *provider.Policy
 	// Transport sends upstream requests; nil is Policy.Transport().
@@ -45,6 +51,10 @@ type Options struct {
 	// Now returns the current time, for rate limits and monthly quotas;
 	// nil is time.Now.
 	Now func() time.Time
+	// RereadInterval is the least time between two reads of the clients
+	// secret that unknown client keys force. Zero is
+	// DefaultRereadInterval.
+	RereadInterval time.Duration
 }
 
 // Server is the router's HTTP handler. It is safe for concurrent use.
@@ -55,6 +65,8 @@ type Server struct {
 	auth    *authenticator
 	limits  *clientLimits
 	metrics *metrics
+	health  *healthLog
+	missing *missingSecrets
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
@@ -76,15 +88,17 @@ func New(opts Options) (*Server, error) {
 		s.now = time.Now
 	}
 	s.metrics = newMetrics(opts.Keys, s.secretIDs())
+	s.health = &healthLog{log: s.log, last: map[string]string{}}
+	s.missing = &missingSecrets{store: opts.Store, now: time.Now, results: map[string]missingResult{}}
 	proxy, err := upstream.New(upstream.Options{
 		Keys: opts.Keys, Policy: opts.Policy, Transport: opts.Transport,
-		Logger: s.log, Observe: s.observe,
+		Logger: s.log, Observe: s.observe, ResponseHeaderTimeout: s.cfg.UpstreamTimeout,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.proxy = proxy
-	s.auth = &authenticator{keys: opts.Keys, secretID: s.cfg.ClientsSecret, log: s.log}
+	s.auth = newAuthenticator(opts.Keys, s.cfg.ClientsSecret, opts.RereadInterval, s.log)
 	s.limits = newClientLimits(s.now)
 	s.models = modelsBody(s.cfg, s.now().Unix())
 	s.mux = s.routes()
@@ -115,21 +129,56 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("/v1/embeddings", s.completions(upstream.Embeddings))
 	mux.HandleFunc("/v1/models", s.serveModels)
 	mux.HandleFunc("/healthz", s.serveHealth)
-	mux.Handle("/metrics", s.metrics.handler())
+	if s.cfg.MetricsListen == "" {
+		mux.Handle("/metrics", s.metrics.handler())
+	}
 	mux.HandleFunc("/", serveNotFound)
 	return mux
 }
 
-// ServeHTTP serves one request and writes its access log line.
+// MetricsHandler serves the Prometheus metrics, for the metrics_listen
+// address. ServeHTTP serves them at /metrics only when MetricsListen is
+// empty. Scrapes through MetricsHandler get no access log line.
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
+
+// ServeHTTP serves one request and writes its access log line and request
+// metric. It writes both in a deferred call, so that a response that the
+// reverse proxy aborts (a stream that broke, or whose client went away) is
+// logged and counted too. The proxy aborts by panicking with
+// http.ErrAbortHandler. ServeHTTP recovers the panic, records the request
+// and panics again, so that net/http still closes the connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
 	info := &requestInfo{}
-	rec := &statusRecorder{ResponseWriter: w}
-	s.mux.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
-	status := rec.status(r)
-	d := s.now().Sub(start)
-	s.metrics.observeRequest(endpointLabel(r.URL.Path), status, info.provider, d)
-	s.logRequest(r, status, info, d)
+	rec := &upstream.StatusRecorder{ResponseWriter: w}
+	r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+	defer func() {
+		p := recover()
+		if p != nil {
+			info.aborted = abortReason(r, p)
+		}
+		status := rec.Status(r)
+		d := s.now().Sub(start)
+		s.metrics.observeRequest(endpointLabel(r.URL.Path), status, info.provider, d)
+		s.logRequest(r, status, info, d)
+		if p != nil {
+			panic(p)
+		}
+	}()
+	s.mux.ServeHTTP(rec, r)
+}
+
+// abortReason words why a handler panicked with p, for the access log.
+// It never includes p itself, which net/http logs when it is not
+// http.ErrAbortHandler.
+func abortReason(r *http.Request, p any) string {
+	switch {
+	case p != http.ErrAbortHandler:
+		return "panic"
+	case r.Context().Err() != nil:
+		return "client_closed"
+	}
+	return "upstream_broke"
 }
 
 // endpointLabel keeps the requests metric's endpoint label to the paths
