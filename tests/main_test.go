@@ -18,6 +18,7 @@ const emulatorPackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cm
 // Paths of the binaries TestMain builds once for every test.
 var (
 	rotatorBinary  string
+	routerBinary   string
 	emulatorBinary string
 )
 
@@ -49,17 +50,19 @@ type goBuild struct {
 	args []string
 }
 
-// buildBinaries builds the rotator from this module and the emulator from the
-// tools module into dir, in parallel.
+// buildBinaries builds the rotator and the router from this module and the
+// emulator from the tools module into dir, in parallel.
 func buildBinaries(dir string) error {
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return fmt.Errorf("find the module root: %w", err)
 	}
 	rotatorBinary = filepath.Join(dir, "rotator")
+	routerBinary = filepath.Join(dir, "router")
 	emulatorBinary = filepath.Join(dir, "aws-lambda-rie")
 	builds := []goBuild{
 		{"rotator", root, []string{"build", "-tags", "lambda.norpc", "-o", rotatorBinary, "./cmd/rotator"}},
+		{"router", root, []string{"build", "-o", routerBinary, "./cmd/router"}},
 		{"emulator", filepath.Join(root, "tools"), []string{"build", "-o", emulatorBinary, emulatorPackage}},
 	}
 
