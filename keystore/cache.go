@@ -32,7 +32,8 @@ type CacheOptions struct {
 	RefreshInterval time.Duration
 	// Jitter is the largest fraction of RefreshInterval by which the
 	// background refresh starts before the soft expiry, in [0, 1). Zero
-	// means DefaultRefreshJitter; a negative value means none.
+	// means DefaultRefreshJitter; a negative value means none. With
+	// SyncPastExpiry it has no effect, because no background refresh runs.
 	Jitter float64
 	// MaxStale is how long after the last successful fetch the last good
 	// value serves while the store fails; past it, reads fail. Zero means
@@ -42,9 +43,11 @@ type CacheOptions struct {
 	// a background refresh. Zero means DefaultFetchTimeout.
 	FetchTimeout time.Duration
 	// SyncPastExpiry makes the first read after the soft expiry refresh
-	// synchronously, bounded by its context, instead of in the background.
-	// Set it in AWS Lambda, where a frozen process runs nothing in the
-	// background, so the first request after a thaw sees a fresh value.
+	// synchronously, bounded by its context, and turns off background
+	// refreshes. Set it in AWS Lambda, where a frozen process runs nothing
+	// in the background, so the first request after a thaw waits for a
+	// value read after the thaw. A fetch left in flight by the freeze does
+	// not serve that request.
 	SyncPastExpiry bool
 	// Logger receives refresh failures and recoveries; nil discards them.
 	Logger *slog.Logger
@@ -59,7 +62,8 @@ type Keys struct {
 	Current Version
 	// Previous is the zero Version when the secret has no AWSPREVIOUS.
 	Previous Version
-	// Fetched is when the store returned these versions.
+	// Fetched is when the fetch that read these versions started, so a
+	// fetch that a freeze held up does not make old versions look new.
 	Fetched time.Time
 }
 
@@ -92,10 +96,12 @@ type CacheStatus struct {
 // a map that is copied on write. A hit loads the map, the entry's read mode
 // and the snapshot, and returns the snapshot's Keys. On the real clock it
 // reads no clock, which costs more than the rest of a hit: a timer changes
-// the read mode when the snapshot reaches its refresh point or MaxStale. Every fetch runs in a goroutine of
-// the cache under FetchTimeout, one at a time per secret, and publishes a
-// new snapshot; callers that need its result wait for it bounded by their
-// own context, so a caller that gives up cancels nobody else's fetch.
+// the read mode when the snapshot reaches its refresh point or MaxStale.
+//
+// Every fetch runs in a goroutine of the cache under FetchTimeout, one at
+// a time per secret, and publishes a new snapshot. Callers that need its
+// result wait for it bounded by their own context, so a caller that gives
+// up cancels nobody else's fetch.
 type Cache struct {
 	store Store
 	opts  CacheOptions
@@ -144,9 +150,9 @@ func NewCache(store Store, opts CacheOptions) (*Cache, error) {
 // matches ErrUnavailable and wraps the last fetch error.
 //
 // A read past the refresh point returns the cached keys and starts a
-// background fetch, unless SyncPastExpiry is set and the keys are past
-// their soft expiry: that read waits for the fetch, and serves the cached
-// keys if it fails.
+// background fetch. With SyncPastExpiry, a read past the soft expiry
+// instead waits for a fetch that started at or after it, and serves the
+// cached keys if that fetch fails.
 func (c *Cache) Get(ctx context.Context, secretID string) (Keys, error) {
 	if e := (*c.entries.Load())[secretID]; e != nil {
 		switch e.mode.Load() {
@@ -180,7 +186,7 @@ func (c *Cache) getSlow(ctx context.Context, secretID string) (Keys, error) {
 	case !now.Before(s.deadline):
 		return c.getPastMaxStale(ctx, e, s, now)
 	case (c.opts.SyncPastExpiry || c.closed.Load()) && !now.Before(s.expiry):
-		return c.getSync(ctx, e, s)
+		return c.getSync(ctx, e, s, now)
 	default:
 		c.refreshIfDue(e)
 		return s.keys, nil
@@ -194,7 +200,7 @@ func (c *Cache) getFirst(ctx context.Context, e *cacheEntry, s *cacheSnapshot, n
 	if s != nil && s.err != nil && now.Before(s.next) {
 		return Keys{}, s.err
 	}
-	return c.await(ctx, e, false)
+	return c.await(ctx, e, c.readNeed(s, now))
 }
 
 // getPastMaxStale serves a secret whose last good value is too old to use:
@@ -203,7 +209,7 @@ func (c *Cache) getPastMaxStale(ctx context.Context, e *cacheEntry, s *cacheSnap
 	if now.Before(s.next) {
 		return Keys{}, c.errTooStale(e.id, s, now, s.err)
 	}
-	keys, err := c.await(ctx, e, false)
+	keys, err := c.await(ctx, e, c.readNeed(s, now))
 	if err != nil {
 		return Keys{}, c.errTooStale(e.id, s, c.now(), err)
 	}
@@ -213,13 +219,13 @@ func (c *Cache) getPastMaxStale(ctx context.Context, e *cacheEntry, s *cacheSnap
 // getSync refreshes synchronously, for SyncPastExpiry: a thawed Lambda has
 // run no background refresh while it was frozen. A failed fetch is logged
 // when it lands, and the last good value, still within MaxStale, serves.
-func (c *Cache) getSync(ctx context.Context, e *cacheEntry, s *cacheSnapshot) (Keys, error) {
-	keys, err := c.await(ctx, e, false)
+func (c *Cache) getSync(ctx context.Context, e *cacheEntry, s *cacheSnapshot, now time.Time) (Keys, error) {
+	keys, err := c.await(ctx, e, c.readNeed(s, now))
 	if err == nil {
 		return keys, nil
 	}
-	if now := c.now(); !now.Before(s.deadline) {
-		return Keys{}, c.errTooStale(e.id, s, now, err)
+	if end := c.now(); !end.Before(s.deadline) {
+		return Keys{}, c.errTooStale(e.id, s, end, err)
 	}
 	return s.keys, nil
 }
@@ -239,7 +245,7 @@ func (c *Cache) Refresh(ctx context.Context, secretID string) (Keys, error) {
 	if secretID == "" {
 		return Keys{}, errEmptySecretID()
 	}
-	return c.await(ctx, c.entry(secretID), true)
+	return c.await(ctx, c.entry(secretID), fetchNeed{next: true})
 }
 
 // Status returns the state of secretID, and false if the cache has never

@@ -24,7 +24,21 @@ import (
 //     it costs each reader one atomic load more than a hit.
 //
 // Both go through join, which allows one fetch per secret at a time, so
-// the two never fetch twice.
+// the two never fetch twice. A fetch that lands already past its refresh
+// point, because it took longer than the refresh interval, leaves no
+// timer to set, so it queues the next fetch itself.
+//
+// With SyncPastExpiry neither runs: a process that AWS Lambda froze runs
+// no timer, and a fetch in flight when it froze resumes after the thaw
+// with what it read before. Only reads past the soft expiry, first reads
+// and Refresh fetch, and their callers wait for the result.
+//
+// A caller that waits does not take just any fetch in flight. A read of a
+// value past its soft expiry needs one that started at or after it. Any
+// read needs one that started less than FetchTimeout ago, because an older
+// fetch has outlived its own deadline: the process stopped while it ran,
+// as it does in a Lambda freeze. Otherwise the caller waits for the fetch
+// queued behind the running one, as Refresh does.
 
 // maxFetchAttempts bounds how often fetch reads the AWSCURRENT and
 // AWSPREVIOUS pair again when a rotation moved the labels between the two
@@ -96,15 +110,43 @@ type cacheSnapshot struct {
 // flight is one fetch; done is closed once keys and err are set.
 type flight struct {
 	done chan struct{}
-	keys Keys
-	err  error
+	// started is when the fetch began, zero while it is queued.
+	started time.Time
+	keys    Keys
+	err     error
+}
+
+// fetchNeed is the condition that a fetch in flight must meet to serve a
+// caller. The zero value accepts any.
+type fetchNeed struct {
+	// since rules out a fetch that started before it.
+	since time.Time
+	// next rules out the fetch in flight however recent: Refresh needs one
+	// that starts after its call.
+	next bool
+}
+
+// servedBy reports whether the running fetch f can serve the caller.
+func (n fetchNeed) servedBy(f *flight) bool {
+	return !n.next && !f.started.Before(n.since)
+}
+
+// readNeed returns what a read of s at now needs from a fetch in flight:
+// one that started less than FetchTimeout ago and, once s has a value, at
+// or after its soft expiry. s may be nil.
+func (c *Cache) readNeed(s *cacheSnapshot, now time.Time) fetchNeed {
+	since := now.Add(-c.opts.FetchTimeout)
+	if s != nil && since.Before(s.expiry) {
+		since = s.expiry
+	}
+	return fetchNeed{since: since}
 }
 
 // await fetches e through its single flight and waits for the result,
-// bounded by ctx. fresh asks for a fetch that starts after the call. After
-// Close it fetches in the caller's goroutine.
-func (c *Cache) await(ctx context.Context, e *cacheEntry, fresh bool) (Keys, error) {
-	f := c.join(e, fresh)
+// bounded by ctx. A fetch in flight serves the caller only if it meets
+// need. After Close, await fetches in the caller's goroutine.
+func (c *Cache) await(ctx context.Context, e *cacheEntry, need fetchNeed) (Keys, error) {
+	f := c.join(e, need)
 	if f == nil {
 		return c.fetchInline(ctx, e)
 	}
@@ -118,22 +160,22 @@ func (c *Cache) await(ctx context.Context, e *cacheEntry, fresh bool) (Keys, err
 }
 
 // join returns the fetch of e that a caller should wait for, starting it
-// if none runs. With fresh set and a fetch running, it returns the queued
-// fetch instead, which starts when the running one ends. It returns nil
-// after Close.
-func (c *Cache) join(e *cacheEntry, fresh bool) *flight {
+// if none runs. If the running fetch does not meet need, it returns the
+// queued fetch instead, which starts when the running one ends. It returns
+// nil after Close.
+func (c *Cache) join(e *cacheEntry, need fetchNeed) *flight {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.running == nil {
 		if !c.track() {
 			return nil
 		}
-		e.running = &flight{done: make(chan struct{})}
+		e.running = &flight{done: make(chan struct{}), started: c.now()}
 		e.fetching.Store(true)
 		go c.fly(e, e.running)
 		return e.running
 	}
-	if !fresh {
+	if need.servedBy(e.running) {
 		return e.running
 	}
 	if e.queued == nil {
@@ -154,15 +196,16 @@ func (c *Cache) track() bool {
 }
 
 // refreshIfDue starts a background fetch of e if none runs and the
-// snapshot is still past its refresh point.
+// snapshot is still past its refresh point. With SyncPastExpiry reads
+// start no background fetch.
 func (c *Cache) refreshIfDue(e *cacheEntry) {
-	if e.fetching.Load() {
+	if c.opts.SyncPastExpiry || e.fetching.Load() {
 		return
 	}
 	if s := e.snap.Load(); s != nil && c.now().Before(s.next) {
 		return
 	}
-	c.join(e, false)
+	c.join(e, fetchNeed{})
 }
 
 // fly runs f and then each fetch queued behind it.
@@ -170,9 +213,9 @@ func (c *Cache) fly(e *cacheEntry, f *flight) {
 	defer c.wg.Done()
 	for f != nil {
 		ctx, cancel := context.WithTimeout(c.base, c.opts.FetchTimeout)
-		f.keys, f.err = c.fetch(ctx, e.id)
+		f.keys, f.err = c.fetch(ctx, e.id, f.started)
 		cancel()
-		c.publish(e, f.keys, f.err)
+		c.publish(e, f.started, f.keys, f.err)
 		f = c.land(e, f)
 	}
 }
@@ -186,6 +229,8 @@ func (c *Cache) land(e *cacheEntry, f *flight) *flight {
 	e.running = next
 	if next == nil {
 		e.fetching.Store(false)
+	} else {
+		next.started = c.now()
 	}
 	e.mu.Unlock()
 	close(f.done)
@@ -196,15 +241,17 @@ func (c *Cache) land(e *cacheEntry, f *flight) *flight {
 func (c *Cache) fetchInline(ctx context.Context, e *cacheEntry) (Keys, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
 	defer cancel()
-	keys, err := c.fetch(ctx, e.id)
-	c.publish(e, keys, err)
+	started := c.now()
+	keys, err := c.fetch(ctx, e.id, started)
+	c.publish(e, started, keys, err)
 	return keys, err
 }
 
-// fetch reads AWSCURRENT and AWSPREVIOUS from the store. A rotation that
-// completes between the two reads shows as AWSPREVIOUS on the version just
-// read as AWSCURRENT; fetch then reads the pair again.
-func (c *Cache) fetch(ctx context.Context, secretID string) (Keys, error) {
+// fetch reads AWSCURRENT and AWSPREVIOUS from the store, for a fetch that
+// started at started. A rotation that completes between the two reads
+// shows as AWSPREVIOUS on the version just read as AWSCURRENT; fetch then
+// reads the pair again.
+func (c *Cache) fetch(ctx context.Context, secretID string, started time.Time) (Keys, error) {
 	for attempt := 1; ; attempt++ {
 		current, err := c.store.Get(ctx, secretID, Current())
 		if err != nil {
@@ -217,7 +264,7 @@ func (c *Cache) fetch(ctx context.Context, secretID string) (Keys, error) {
 		if err != nil {
 			return Keys{}, err
 		}
-		keys := Keys{Current: current, Previous: previous, Fetched: c.now()}
+		keys := Keys{Current: current, Previous: previous, Fetched: started}
 		if previous.VersionID != current.VersionID {
 			return keys, nil
 		}
@@ -230,16 +277,22 @@ func (c *Cache) fetch(ctx context.Context, secretID string) (Keys, error) {
 	}
 }
 
-// publish stores the outcome of a fetch as e's new snapshot, logs the
-// first failure and the recovery, and sets the timer for the next fetch.
-// A failed fetch keeps the last good value.
-func (c *Cache) publish(e *cacheEntry, keys Keys, err error) {
+// publish stores the outcome of a fetch that began at started as e's new
+// snapshot, logs the first failure and the recovery, and sets the timer or
+// queues the next fetch. A failed fetch keeps the last good value.
+//
+// The retry time after a failure counts from the fetch's start, as the
+// refresh point does. So a fetch that a freeze held up and that failed
+// after the thaw delays no read, because its failure is no evidence that
+// the store fails now.
+func (c *Cache) publish(e *cacheEntry, started time.Time, keys Keys, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := cacheSnapshot{}
 	if old := e.snap.Load(); old != nil {
 		s = *old
 	}
+
 	now := c.now()
 	if err == nil {
 		c.logRecovery(e.id, &s, keys, now)
@@ -256,9 +309,10 @@ func (c *Cache) publish(e *cacheEntry, keys Keys, err error) {
 		s.err = err
 		s.failing++
 		s.failures++
-		s.next = now.Add(c.jittered(c.retryDelay(s.failing)))
+		s.next = started.Add(c.jittered(c.retryDelay(s.failing)))
 		c.logFailure(e.id, &s, now)
 	}
+
 	s.slowAt = s.next
 	if s.deadline.Before(s.slowAt) {
 		s.slowAt = s.deadline
@@ -270,6 +324,20 @@ func (c *Cache) publish(e *cacheEntry, keys Keys, err error) {
 	}
 	e.mode.Store(mode)
 	c.wake(e, &s, now)
+	c.queueIfDue(e, &s, now)
+}
+
+// queueIfDue queues the next background fetch of e if s is already past
+// its refresh point when it lands. That happens when the fetch took longer
+// than the time to that point, which counts from the fetch's start, and
+// then no timer is left to start the next one. Call it with e.mu held.
+func (c *Cache) queueIfDue(e *cacheEntry, s *cacheSnapshot, now time.Time) {
+	if c.opts.SyncPastExpiry || c.closed.Load() || now.Before(s.next) {
+		return
+	}
+	if e.running != nil && e.queued == nil {
+		e.queued = &flight{done: make(chan struct{})}
+	}
 }
 
 // wake sets e's timer for the next of s's refresh point and deadline that
@@ -286,10 +354,10 @@ func (c *Cache) wake(e *cacheEntry, s *cacheSnapshot, now time.Time) {
 	}
 }
 
-// schedule sets e's timer to start a background fetch after d. Call it
-// with e.mu held.
+// schedule sets e's timer to start a background fetch after d, unless
+// SyncPastExpiry turns background fetches off. Call it with e.mu held.
 func (c *Cache) schedule(e *cacheEntry, d time.Duration) {
-	if c.closed.Load() {
+	if c.closed.Load() || c.opts.SyncPastExpiry {
 		return
 	}
 	if e.timer != nil {
@@ -319,7 +387,7 @@ func (c *Cache) onTimer(e *cacheEntry) {
 	e.mu.Unlock()
 
 	if due && !e.fetching.Load() {
-		c.join(e, false)
+		c.join(e, fetchNeed{})
 	}
 }
 
@@ -344,17 +412,17 @@ func (c *Cache) logFailure(secretID string, s *cacheSnapshot, now time.Time) {
 	}
 	if s.failing > 1 {
 		c.log.Debug("secret refresh failed again", "secret", secretID,
-			"failures", s.failing, "retry_in", s.next.Sub(now), "error", s.err)
+			"failures", s.failing, "retry_in", max(s.next.Sub(now), 0), "error", s.err)
 		return
 	}
 	if s.keys.Fetched.IsZero() {
 		c.log.Warn("secret fetch failed; there is no value to serve", "secret", secretID,
-			"retry_in", s.next.Sub(now), "error", s.err)
+			"retry_in", max(s.next.Sub(now), 0), "error", s.err)
 		return
 	}
 	c.log.Warn("secret refresh failed; serving the last good value", "secret", secretID,
 		"version", s.keys.Current.VersionID, "age", now.Sub(s.keys.Fetched),
-		"max_stale", c.opts.MaxStale, "retry_in", s.next.Sub(now), "error", s.err)
+		"max_stale", c.opts.MaxStale, "retry_in", max(s.next.Sub(now), 0), "error", s.err)
 }
 
 func (c *Cache) logRecovery(secretID string, s *cacheSnapshot, keys Keys, now time.Time) {

@@ -279,6 +279,27 @@ func TestCacheSyncPastExpiryBoundedByContext(t *testing.T) {
 	f.store.release()
 }
 
+func TestCacheSyncPastExpiryNoBackgroundFetch(t *testing.T) {
+	f := newCacheFixture(t, func(o *keystore.CacheOptions) {
+		o.SyncPastExpiry = true
+		o.Jitter = 0.5
+	})
+	f.get(t)
+
+	// Jitter does not move the refresh point before the soft expiry, so a
+	// read just before it starts no fetch. A forced Refresh then reads the
+	// store once: had a fetch been started, the Refresh would have queued
+	// behind it and read twice.
+	f.clock.Advance(f.cacheOpts.RefreshInterval - time.Nanosecond)
+	f.get(t)
+	if _, err := f.cache.Refresh(context.Background(), cacheSecret); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if got := f.store.gets.Load(); got != 4 {
+		t.Errorf("store reads = %d, want 4: a read before the soft expiry started a fetch", got)
+	}
+}
+
 func TestCacheServesStaleWhileStoreFails(t *testing.T) {
 	f := newCacheFixture(t, nil)
 	f.get(t)
@@ -406,9 +427,11 @@ func TestCacheRealClockServesDuringRefresh(t *testing.T) {
 		o.Now = nil
 	})
 	f.get(t)
+	// The store holds the next fetch once it has read both versions. A
+	// fetch that lands before that read them before the rotation.
+	f.store.blockStage(keystore.StagePrevious)
 	v3 := f.putVersion(t, "value-3")
-	f.store.block()
-	f.store.waitEntered(t, keystore.StageCurrent) // the timer's fetch
+	f.store.waitEntered(t, keystore.StagePrevious)
 
 	got := make(chan keystore.Keys, 1)
 	go func() {

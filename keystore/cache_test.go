@@ -39,9 +39,16 @@ type testStore struct {
 
 	mu   sync.Mutex
 	err  error
-	gate chan struct{}
+	gate *storeGate
 	// gateStage limits blocking to reads of one stage; empty blocks all.
 	gateStage string
+}
+
+// storeGate holds reads until open is closed, and then fails them with err
+// if it is set.
+type storeGate struct {
+	open chan struct{}
+	err  error
 }
 
 func newTestStore(inner keystore.Store) *testStore {
@@ -63,10 +70,13 @@ func (s *testStore) Get(ctx context.Context, secretID string, ref keystore.Ref) 
 	if gate != nil {
 		s.entered <- ref.Stage
 		select {
-		case <-gate:
+		case <-gate.open:
 		case <-ctx.Done():
 			return keystore.Version{}, &keystore.Error{Op: "GetSecretValue", SecretID: secretID,
 				Kind: keystore.ErrUnavailable, Msg: "test store read cancelled", Err: ctx.Err()}
+		}
+		if gate.err != nil {
+			return keystore.Version{}, gate.err
 		}
 	}
 	if fail != nil {
@@ -82,14 +92,19 @@ func (s *testStore) block() { s.blockStage("") }
 func (s *testStore) blockStage(stage string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.gate = make(chan struct{})
+	s.gate = &storeGate{open: make(chan struct{})}
 	s.gateStage = stage
 }
 
-func (s *testStore) release() {
+// release lets the blocked reads return what they read.
+func (s *testStore) release() { s.releaseFailing(nil) }
+
+// releaseFailing makes the blocked reads fail with err; later reads pass.
+func (s *testStore) releaseFailing(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	close(s.gate)
+	s.gate.err = err
+	close(s.gate.open)
 	s.gate = nil
 }
 
