@@ -38,6 +38,16 @@ type CacheOptions struct {
 	// MaxStale is how long after the last successful fetch the last good
 	// value serves while the store fails; past it, reads fail. Zero means
 	// DefaultMaxStale. It must not be shorter than RefreshInterval.
+	//
+	// On the real clock a hit reads no clock. Instead the secret's timer,
+	// which fires at the refresh point, at each retry and at MaxStale,
+	// switches reads to the checked path. So a value serves past MaxStale
+	// only for as long as that timer fires late. Every timer and every
+	// checked read compares both the monotonic and the wall clock, so time
+	// that the monotonic clock does not count, such as a host's suspend,
+	// still ages the value. After a suspend, the pending timer fires once
+	// the rest of its wait has passed in awake time, at most
+	// RefreshInterval.
 	MaxStale time.Duration
 	// FetchTimeout bounds a fetch that no caller's context bounds, such as
 	// a background refresh. Zero means DefaultFetchTimeout.
@@ -49,7 +59,8 @@ type CacheOptions struct {
 	// value read after the thaw. A fetch left in flight by the freeze does
 	// not serve that request.
 	SyncPastExpiry bool
-	// Logger receives refresh failures and recoveries; nil discards them.
+	// Logger receives refresh failures, recoveries and changes of the
+	// AWSCURRENT version; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
@@ -96,7 +107,8 @@ type CacheStatus struct {
 // a map that is copied on write. A hit loads the map, the entry's read mode
 // and the snapshot, and returns the snapshot's Keys. On the real clock it
 // reads no clock, which costs more than the rest of a hit: a timer changes
-// the read mode when the snapshot reaches its refresh point or MaxStale.
+// the read mode when the snapshot reaches its refresh point or MaxStale
+// (see MaxStale for what that means for staleness).
 //
 // Every fetch runs in a goroutine of the cache under FetchTimeout, one at
 // a time per secret, and publishes a new snapshot. Callers that need its
@@ -155,19 +167,82 @@ func NewCache(store Store, opts CacheOptions) (*Cache, error) {
 // cached keys if that fetch fails.
 func (c *Cache) Get(ctx context.Context, secretID string) (Keys, error) {
 	if e := (*c.entries.Load())[secretID]; e != nil {
-		switch e.mode.Load() {
-		case readHit:
-			s := e.snap.Load()
-			if c.timerClock || c.now().Before(s.slowAt) {
-				return s.keys, nil
-			}
-		case readRefreshing:
-			if c.timerClock && e.fetching.Load() {
-				return e.snap.Load().keys, nil
-			}
+		if c.timerClock && e.mode.Load() == readHit {
+			return e.snap.Load().keys, nil
+		}
+		if s := c.hitChecked(e); s != nil {
+			return s.keys, nil
 		}
 	}
 	return c.getSlow(ctx, secretID)
+}
+
+// hitChecked returns the snapshot of e that a read may serve without the
+// slow path, or nil. Get tests for a hit on the real clock itself, so that
+// the common case makes no call.
+func (c *Cache) hitChecked(e *cacheEntry) *cacheSnapshot {
+	switch e.mode.Load() {
+	case readHit:
+		s := e.snap.Load()
+		if c.timerClock || before(c.now(), s.slowAt) {
+			return s
+		}
+	case readRefreshing:
+		if c.timerClock && e.fetching.Load() {
+			return e.snap.Load()
+		}
+	}
+	return nil
+}
+
+// CachedSecret is one secret of a Cache, looked up once, for a caller that
+// reads the same secret on every request, as the router does. Its Get
+// skips looking the secret up by id and copies nothing on a hit.
+type CachedSecret struct {
+	cache *Cache
+	// entry is nil for an empty id, whose reads fail.
+	entry *cacheEntry
+	id    string
+}
+
+// Secret returns the handle of secretID. It reads nothing from the store;
+// from then on, Status reports the secret, with no versions until the
+// first read.
+func (c *Cache) Secret(secretID string) *CachedSecret {
+	h := &CachedSecret{cache: c, id: secretID}
+	if secretID != "" {
+		h.entry = c.entry(secretID)
+	}
+	return h
+}
+
+// ID returns the secret's id.
+func (h *CachedSecret) ID() string { return h.id }
+
+// Get is Cache.Get of the secret, except that it returns the cached Keys
+// themselves rather than a copy, and nil with an error. A Keys is over 200
+// bytes, and copying it is most of the cost of a hit through Cache.Get.
+// The Keys are shared with every other reader and must not be modified.
+func (h *CachedSecret) Get(ctx context.Context) (*Keys, error) {
+	c := h.cache
+	if e := h.entry; e != nil {
+		if c.timerClock && e.mode.Load() == readHit {
+			return &e.snap.Load().keys, nil
+		}
+		if s := c.hitChecked(e); s != nil {
+			return &s.keys, nil
+		}
+	}
+	keys, err := c.getSlow(ctx, h.id)
+	if err != nil {
+		return nil, err
+	}
+	return &keys, nil
+}
+
+// Refresh is Cache.Refresh of the secret.
+func (h *CachedSecret) Refresh(ctx context.Context) (Keys, error) {
+	return h.cache.Refresh(ctx, h.id)
 }
 
 // getSlow serves every read that is not a plain hit: the first read, a
@@ -183,9 +258,9 @@ func (c *Cache) getSlow(ctx context.Context, secretID string) (Keys, error) {
 	switch {
 	case s == nil || s.keys.Fetched.IsZero():
 		return c.getFirst(ctx, e, s, now)
-	case !now.Before(s.deadline):
+	case !before(now, s.deadline):
 		return c.getPastMaxStale(ctx, e, s, now)
-	case (c.opts.SyncPastExpiry || c.closed.Load()) && !now.Before(s.expiry):
+	case (c.opts.SyncPastExpiry || c.closed.Load()) && !before(now, s.expiry):
 		return c.getSync(ctx, e, s, now)
 	default:
 		c.refreshIfDue(e)
@@ -197,7 +272,7 @@ func (c *Cache) getSlow(ctx context.Context, secretID string) (Keys, error) {
 // fetch it returns that error at once until the retry time, so callers of
 // a missing secret do not each wait on the store.
 func (c *Cache) getFirst(ctx context.Context, e *cacheEntry, s *cacheSnapshot, now time.Time) (Keys, error) {
-	if s != nil && s.err != nil && now.Before(s.next) {
+	if s != nil && s.err != nil && before(now, s.next) {
 		return Keys{}, s.err
 	}
 	return c.await(ctx, e, c.readNeed(s, now))
@@ -206,7 +281,7 @@ func (c *Cache) getFirst(ctx context.Context, e *cacheEntry, s *cacheSnapshot, n
 // getPastMaxStale serves a secret whose last good value is too old to use:
 // it fetches once the retry time has come and fails otherwise.
 func (c *Cache) getPastMaxStale(ctx context.Context, e *cacheEntry, s *cacheSnapshot, now time.Time) (Keys, error) {
-	if now.Before(s.next) {
+	if before(now, s.next) {
 		return Keys{}, c.errTooStale(e.id, s, now, s.err)
 	}
 	keys, err := c.await(ctx, e, c.readNeed(s, now))
@@ -224,7 +299,7 @@ func (c *Cache) getSync(ctx context.Context, e *cacheEntry, s *cacheSnapshot, no
 	if err == nil {
 		return keys, nil
 	}
-	if end := c.now(); !end.Before(s.deadline) {
+	if end := c.now(); !before(end, s.deadline) {
 		return Keys{}, c.errTooStale(e.id, s, end, err)
 	}
 	return s.keys, nil
@@ -248,8 +323,8 @@ func (c *Cache) Refresh(ctx context.Context, secretID string) (Keys, error) {
 	return c.await(ctx, c.entry(secretID), fetchNeed{next: true})
 }
 
-// Status returns the state of secretID, and false if the cache has never
-// read it.
+// Status returns the state of secretID, and false if the cache has neither
+// read it nor made a handle for it.
 func (c *Cache) Status(secretID string) (CacheStatus, bool) {
 	e := (*c.entries.Load())[secretID]
 	if e == nil {
@@ -269,8 +344,8 @@ func (c *Cache) Status(secretID string) (CacheStatus, bool) {
 	st.CurrentVersion = s.keys.Current.VersionID
 	st.PreviousVersion = s.keys.Previous.VersionID
 	st.Fetched = s.keys.Fetched
-	st.Age = now.Sub(s.keys.Fetched)
-	st.Stale = s.err != nil && !now.Before(s.expiry)
+	st.Age = since(now, s.keys.Fetched)
+	st.Stale = s.err != nil && !before(now, s.expiry)
 	return st, true
 }
 

@@ -202,7 +202,7 @@ func (c *Cache) refreshIfDue(e *cacheEntry) {
 	if c.opts.SyncPastExpiry || e.fetching.Load() {
 		return
 	}
-	if s := e.snap.Load(); s != nil && c.now().Before(s.next) {
+	if s := e.snap.Load(); s != nil && before(c.now(), s.next) {
 		return
 	}
 	c.join(e, fetchNeed{})
@@ -296,6 +296,7 @@ func (c *Cache) publish(e *cacheEntry, started time.Time, keys Keys, err error) 
 	now := c.now()
 	if err == nil {
 		c.logRecovery(e.id, &s, keys, now)
+		c.logVersion(e.id, &s, keys)
 		s.keys = keys
 		s.next = keys.Fetched.Add(c.jittered(c.opts.RefreshInterval))
 		s.expiry = keys.Fetched.Add(c.opts.RefreshInterval)
@@ -319,7 +320,7 @@ func (c *Cache) publish(e *cacheEntry, started time.Time, keys Keys, err error) 
 	}
 	e.snap.Store(&s)
 	mode := readCheck
-	if !c.closed.Load() && now.Before(s.slowAt) {
+	if !c.closed.Load() && before(now, s.slowAt) {
 		mode = readHit
 	}
 	e.mode.Store(mode)
@@ -332,7 +333,7 @@ func (c *Cache) publish(e *cacheEntry, started time.Time, keys Keys, err error) 
 // than the time to that point, which counts from the fetch's start, and
 // then no timer is left to start the next one. Call it with e.mu held.
 func (c *Cache) queueIfDue(e *cacheEntry, s *cacheSnapshot, now time.Time) {
-	if c.opts.SyncPastExpiry || c.closed.Load() || now.Before(s.next) {
+	if c.opts.SyncPastExpiry || c.closed.Load() || before(now, s.next) {
 		return
 	}
 	if e.running != nil && e.queued == nil {
@@ -343,14 +344,14 @@ func (c *Cache) queueIfDue(e *cacheEntry, s *cacheSnapshot, now time.Time) {
 // wake sets e's timer for the next of s's refresh point and deadline that
 // is still to come. Call it with e.mu held.
 func (c *Cache) wake(e *cacheEntry, s *cacheSnapshot, now time.Time) {
-	var at time.Time
+	wait := time.Duration(-1)
 	for _, t := range [2]time.Time{s.next, s.deadline} {
-		if now.Before(t) && (at.IsZero() || t.Before(at)) {
-			at = t
+		if d := until(now, t); d > 0 && (wait < 0 || d < wait) {
+			wait = d
 		}
 	}
-	if !at.IsZero() {
-		c.schedule(e, at.Sub(now))
+	if wait > 0 {
+		c.schedule(e, wait)
 	}
 }
 
@@ -376,9 +377,9 @@ func (c *Cache) onTimer(e *cacheEntry) {
 	e.mu.Lock()
 	s := e.snap.Load()
 	now := c.now()
-	due := !now.Before(s.next)
+	due := !before(now, s.next)
 	switch {
-	case c.closed.Load() || !now.Before(s.deadline):
+	case c.closed.Load() || !before(now, s.deadline):
 		e.mode.Store(readCheck)
 	case due:
 		e.mode.Store(readRefreshing)
@@ -412,26 +413,40 @@ func (c *Cache) logFailure(secretID string, s *cacheSnapshot, now time.Time) {
 	}
 	if s.failing > 1 {
 		c.log.Debug("secret refresh failed again", "secret", secretID,
-			"failures", s.failing, "retry_in", max(s.next.Sub(now), 0), "error", s.err)
+			"failures", s.failing, "retry_in", max(until(now, s.next), 0), "error", s.err)
 		return
 	}
 	if s.keys.Fetched.IsZero() {
 		c.log.Warn("secret fetch failed; there is no value to serve", "secret", secretID,
-			"retry_in", max(s.next.Sub(now), 0), "error", s.err)
+			"retry_in", max(until(now, s.next), 0), "error", s.err)
 		return
 	}
 	c.log.Warn("secret refresh failed; serving the last good value", "secret", secretID,
-		"version", s.keys.Current.VersionID, "age", now.Sub(s.keys.Fetched),
-		"max_stale", c.opts.MaxStale, "retry_in", max(s.next.Sub(now), 0), "error", s.err)
+		"version", s.keys.Current.VersionID, "age", since(now, s.keys.Fetched),
+		"max_stale", c.opts.MaxStale, "retry_in", max(until(now, s.next), 0), "error", s.err)
 }
 
 func (c *Cache) logRecovery(secretID string, s *cacheSnapshot, keys Keys, now time.Time) {
 	if s.failing == 0 {
 		return
 	}
-	c.log.Warn("secret refresh recovered", "secret", secretID,
+	c.log.Info("secret refresh recovered", "secret", secretID,
 		"version", keys.Current.VersionID, "failures", s.failing,
-		"failing_for", now.Sub(s.failingSince))
+		"failing_for", since(now, s.failingSince))
+}
+
+// logVersion logs a change of the secret's AWSCURRENT version, so that an
+// operator sees a rotation reach the cache, and the first read at debug
+// level. s is the snapshot before keys.
+func (c *Cache) logVersion(secretID string, s *cacheSnapshot, keys Keys) {
+	old := s.keys.Current.VersionID
+	switch {
+	case s.keys.Fetched.IsZero():
+		c.log.Debug("secret loaded", "secret", secretID, "version", keys.Current.VersionID)
+	case old != keys.Current.VersionID:
+		c.log.Info("secret version changed", "secret", secretID,
+			"old_version", old, "new_version", keys.Current.VersionID)
+	}
 }
 
 // cacheOp is the Op of the errors that the cache itself returns.
@@ -453,8 +468,37 @@ func errCurrent(secretID string, err error) error {
 
 // errTooStale reports that the last good value of s is past MaxStale.
 func (c *Cache) errTooStale(secretID string, s *cacheSnapshot, now time.Time, cause error) *Error {
-	age := now.Sub(s.keys.Fetched).Round(time.Second)
+	age := roundAge(since(now, s.keys.Fetched))
 	return &Error{Op: cacheOp, SecretID: secretID, Kind: ErrUnavailable, Err: cause,
 		Msg: fmt.Sprintf("no usable value: last fetched %s ago, longer than the maximum staleness of %s; fix the store's availability or access",
 			age, c.opts.MaxStale)}
+}
+
+// roundAge rounds an age for a message: to whole seconds from a minute on,
+// to milliseconds below it, so that an age below a second does not show
+// as 0s.
+func roundAge(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// before reports whether now is before t by both the monotonic and the
+// wall clock. The monotonic clock stops while the host is suspended, and
+// the wall clock can be set back, so a time counts as passed as soon as
+// either clock has reached it.
+func before(now, t time.Time) bool {
+	return now.Before(t) && now.Round(0).Before(t.Round(0))
+}
+
+// until returns the time from now to t by whichever of the monotonic and
+// the wall clock has less of it left.
+func until(now, t time.Time) time.Duration {
+	return min(t.Sub(now), t.Round(0).Sub(now.Round(0)))
+}
+
+// since returns the time from t to now by whichever clock counts more.
+func since(now, t time.Time) time.Duration {
+	return -until(now, t)
 }

@@ -91,6 +91,9 @@ func TestCacheHitAllocatesNothing(t *testing.T) {
 	clocks := map[string]func(*keystore.CacheOptions){
 		"fake clock": nil,
 		"real clock": func(o *keystore.CacheOptions) { o.Now = nil },
+		// With SyncPastExpiry a hit reads the clock, which must not
+		// allocate either.
+		"sync past expiry": func(o *keystore.CacheOptions) { o.Now, o.SyncPastExpiry = nil, true },
 	}
 	for name, opts := range clocks {
 		t.Run(name, func(t *testing.T) {
@@ -332,8 +335,8 @@ func TestCacheServesStaleWhileStoreFails(t *testing.T) {
 	if st.Stale || st.LastError != nil || st.Age != 0 {
 		t.Errorf("status after recovery = %+v, want fresh without an error", st)
 	}
-	if n := f.log.count("level=WARN", "recovered", "failures=4"); n != 1 {
-		t.Errorf("%d recovery warnings with failures=4, want 1; log:\n%s", n, f.log)
+	if n := f.log.count("level=INFO", "recovered", "failures=4"); n != 1 {
+		t.Errorf("%d recovery lines at INFO with failures=4, want 1; log:\n%s", n, f.log)
 	}
 }
 
@@ -450,4 +453,86 @@ func TestCacheRealClockServesDuringRefresh(t *testing.T) {
 	f.store.release()
 	f.waitStatus(t, "the refresh", func(st keystore.CacheStatus) bool { return st.CurrentVersion == v3 })
 	wantCurrent(t, f.get(t), v3, "value-3")
+}
+
+func TestCacheTooStaleErrorWordsShortAges(t *testing.T) {
+	f := newCacheFixture(t, func(o *keystore.CacheOptions) {
+		o.RefreshInterval = 50 * time.Millisecond
+		o.MaxStale = 100 * time.Millisecond
+	})
+	f.get(t)
+	f.store.fail()
+	f.clock.Advance(250 * time.Millisecond)
+	_, err := f.cache.Get(context.Background(), cacheSecret)
+	if !errors.Is(err, keystore.ErrUnavailable) {
+		t.Fatalf("Get past MaxStale: err = %v, want ErrUnavailable", err)
+	}
+	if !strings.Contains(err.Error(), "last fetched 250ms ago, longer than the maximum staleness of 100ms") {
+		t.Errorf("error %q does not give the age below a second in milliseconds", err)
+	}
+}
+
+func TestCacheLogsVersionChange(t *testing.T) {
+	f := newCacheFixture(t, nil)
+	f.get(t)
+	if n := f.log.count("level=INFO", "version changed"); n != 0 {
+		t.Errorf("the first read logged a version change; log:\n%s", f.log)
+	}
+	if n := f.log.count("secret loaded", "version="+f.v2); n != 1 {
+		t.Errorf("%d lines for the first read of version %s, want 1; log:\n%s", n, f.v2, f.log)
+	}
+	v3 := f.putVersion(t, "value-3")
+	if _, err := f.cache.Refresh(context.Background(), cacheSecret); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	if _, err := f.cache.Refresh(context.Background(), cacheSecret); err != nil {
+		t.Fatalf("Refresh: %v", err)
+	}
+	want := []string{"level=INFO", "secret version changed", "secret=" + cacheSecret, "old_version=" + f.v2, "new_version=" + v3}
+	if n := f.log.count(want...); n != 1 {
+		t.Errorf("%d lines %q, want 1: one per change; log:\n%s", n, want, f.log)
+	}
+}
+
+func TestCachedSecret(t *testing.T) {
+	f := newCacheFixture(t, nil)
+	h := f.cache.Secret(cacheSecret)
+	if h.ID() != cacheSecret {
+		t.Errorf("ID() = %q, want %s", h.ID(), cacheSecret)
+	}
+	if _, ok := f.cache.Status(cacheSecret); !ok {
+		t.Errorf("Status does not report a secret with a handle")
+	}
+	ctx := context.Background()
+	k, err := h.Get(ctx)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	wantCurrent(t, *k, f.v2, f.value2)
+	hit1, _ := h.Get(ctx)
+	if hit2, _ := h.Get(ctx); hit1 != hit2 {
+		t.Errorf("two hits returned other Keys than the cached ones")
+	}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := h.Get(ctx); err != nil {
+			t.Fatalf("Get: %v", err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a hit through the handle allocates %v times, want 0", allocs)
+	}
+
+	v3 := f.putVersion(t, "value-3")
+	if k, err := h.Refresh(ctx); err != nil || k.Current.VersionID != v3 {
+		t.Fatalf("Refresh = version %s, %v; want %s", k.Current.VersionID, err, v3)
+	}
+	k, err = h.Get(ctx)
+	if err != nil {
+		t.Fatalf("Get after Refresh: %v", err)
+	}
+	wantCurrent(t, *k, v3, "value-3")
+
+	if k, err := f.cache.Secret("").Get(ctx); k != nil || !errors.Is(err, keystore.ErrInvalidParameter) {
+		t.Errorf("Get of an empty id = %v, %v; want nil and ErrInvalidParameter", k, err)
+	}
 }
