@@ -10,89 +10,31 @@ import (
 	"strings"
 )
 
-// member is one name/value pair of a JSON object, located by byte offsets
-// into the object's text so that it can be edited without re-encoding the
-// rest.
-type member struct {
-	name string
-	// start is the offset just after the previous value, or after the
-	// opening brace for the first member, so data[start:valueEnd] of a
-	// member other than the first is its text with the comma before it.
-	start      int
-	valueStart int
-	valueEnd   int
-}
-
-func (m member) value(data []byte) []byte { return data[m.valueStart:m.valueEnd] }
-
-// errNotObject is the error of objectMembers for text that is not one JSON
-// object.
-var errNotObject = errors.New("not a JSON object")
-
-// objectMembers returns the members of the JSON object in data, in order.
-// It fails unless data is exactly one JSON object, surrounding whitespace
-// aside.
-func objectMembers(data []byte) ([]member, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, describeBodyError(err)
-	}
-	var members []member
-	start := int(dec.InputOffset())
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, describeBodyError(err)
-		}
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return nil, describeBodyError(err)
-		}
-		end := int(dec.InputOffset())
-		members = append(members, member{name: tok.(string), start: start, valueStart: end - len(raw), valueEnd: end})
-		start = end
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, describeBodyError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: text follows the object at byte %d", errNotObject, dec.InputOffset())
-	}
-	return members, nil
-}
-
-// describeBodyError words a decoding error by position only: the body is
-// the client's and may be large.
-func describeBodyError(err error) error {
-	var syn *json.SyntaxError
-	switch {
-	case err == nil:
-		return errNotObject
-	case errors.As(err, &syn):
-		return fmt.Errorf("%w: invalid JSON at byte %d", errNotObject, syn.Offset)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: the JSON ends early", errNotObject)
-	}
-	return errNotObject
-}
-
-// clientBody is the client's request body, ready to send.
-type clientBody struct {
-	// data is the body with "model" set to the upstream model.
-	data []byte
-	// model is the model the client named.
+// Body is a client's request body, parsed once: the router reads its model
+// to pick a route, and Serve rewrites that model without parsing the body
+// again. The zero Body is not a parsed body, and Serve rejects it.
+type Body struct {
+	// data is the client's text, which Body refers to and never copies.
+	data  []byte
 	model string
+	// modelStart and modelEnd enclose the "model" member's value in data.
+	modelStart, modelEnd int
 	// stream and includeUsage are the client's "stream" and
 	// "stream_options.include_usage".
 	stream       bool
 	includeUsage bool
 }
 
-// Errors that ModelOf and Serve wrap, for callers that pick a response by
-// cause. The wrapping error's text is the public message.
+// Model returns the body's "model" member: the model that the client named.
+func (b Body) Model() string { return b.model }
+
+// Errors that ParseBody and CheckContentEncoding wrap, for callers that
+// pick a response by cause. The wrapping error's text is the public
+// message.
 var (
-	// ErrInvalidBody is the cause when the body is not one JSON object or
-	// has more than one "model" member.
+	// ErrInvalidBody is the cause when the body is not one JSON object,
+	// has more than one "model" member, or has a member such as "MODEL"
+	// whose name differs from "model" only in case.
 	ErrInvalidBody = errors.New("invalid request body")
 	// ErrNoModel is the cause when the body has no "model" member or its
 	// value is not a non-empty string.
@@ -111,41 +53,92 @@ type bodyError struct {
 func (e *bodyError) Error() string { return e.msg }
 func (e *bodyError) Unwrap() error { return e.cause }
 
-// ModelOf returns the "model" member of a client's request body, by the
-// rules that Serve applies. The body must be exactly one JSON object with
-// one member named exactly "model" (encoding/json would also match
-// "MODEL"), whose value is a non-empty string. The error's text is public
-// and tells the client what to send. It wraps ErrInvalidBody or ErrNoModel.
-func ModelOf(body []byte) (string, error) {
-	_, found, err := findModel(body)
-	if err != nil {
-		return "", err
+// nameAModel is the advice to a client whose body names no model.
+const nameAModel = "name one of the router's models, which GET /v1/models lists"
+
+// ParseBody parses a client's request body. It must be exactly one JSON
+// object with one member named exactly "model", whose value is a non-empty
+// string, and no member whose name differs from "model" only in case, such
+// as "MODEL" or "Mod\u0065l". A relay behind the router that decodes JSON
+// as encoding/json does matches member names case-insensitively, and the
+// last match wins. Such a relay would serve that member's model, not the
+// one the router routed and rewrote, so a client could pick any model on
+// the operator's key.
+//
+// The Body refers to data, which the caller must not change afterwards.
+// The error's text is public and names what the client should send. It
+// wraps ErrInvalidBody or ErrNoModel, and WriteBodyError sends it.
+func ParseBody(data []byte) (Body, error) {
+	b := Body{data: data, modelStart: -1}
+	models := 0
+	var variant string // the first member other than "model" that folds to it
+	err := visitMembers(data, func(m member) {
+		switch {
+		case m.nameIs(data, "model"):
+			models++
+			b.modelStart, b.modelEnd = m.valueStart, m.valueEnd
+		case variant == "" && m.nameFolds(data, "model"):
+			variant = m.name(data)
+		case m.nameIs(data, "stream"):
+			b.stream = string(m.value(data)) == "true"
+		case m.nameIs(data, "stream_options"):
+			b.includeUsage = includesUsage(m.value(data))
+		}
+	})
+	switch {
+	case err != nil:
+		return Body{}, &bodyError{ErrInvalidBody, fmt.Sprintf("the request body is %v: "+
+			`send a JSON object such as {"model": "…", "messages": […]}`, err)}
+	case variant != "":
+		return Body{}, &bodyError{ErrInvalidBody, fmt.Sprintf(
+			`the request body has a member %q: send the model only as the lower-case "model" member`, variant)}
+	case models > 1:
+		return Body{}, &bodyError{ErrInvalidBody, `the request body has more than one "model" member: send one`}
+	case models == 0:
+		return Body{}, &bodyError{ErrNoModel, `the request body has no "model" member: ` + nameAModel}
 	}
-	return modelName(body, found)
+	if err := json.Unmarshal(data[b.modelStart:b.modelEnd], &b.model); err != nil || b.model == "" {
+		return Body{}, &bodyError{ErrNoModel, `the request body's "model" is not a non-empty string: ` + nameAModel}
+	}
+	return b, nil
 }
 
-// findModel returns the members of the object in body and the "model"
-// member.
-func findModel(body []byte) ([]member, member, error) {
-	members, err := objectMembers(body)
-	if err != nil {
-		return nil, member{}, &bodyError{ErrInvalidBody, fmt.Sprintf("the request body is %v: "+
-			`send a JSON object such as {"model": "…", "messages": […]}`, err)}
+func includesUsage(streamOptions []byte) bool {
+	var opts struct {
+		IncludeUsage bool `json:"include_usage"`
 	}
-	var found *member
-	for i, m := range members {
-		if m.name != "model" {
-			continue
-		}
-		if found != nil {
-			return nil, member{}, &bodyError{ErrInvalidBody, `the request body has more than one "model" member: send one`}
-		}
-		found = &members[i]
+	return json.Unmarshal(streamOptions, &opts) == nil && opts.IncludeUsage
+}
+
+// WriteBodyError sends a 400 for an error of ParseBody, with the code
+// "missing_model" when it wraps ErrNoModel and "invalid_request_body"
+// otherwise.
+func WriteBodyError(w http.ResponseWriter, err error) {
+	code := codeInvalidBody
+	if errors.Is(err, ErrNoModel) {
+		code = codeMissingModel
 	}
-	if found == nil {
-		return nil, member{}, &bodyError{ErrNoModel, `the request body has no "model" member: ` + nameAModel}
-	}
-	return members, *found, nil
+	WriteError(w, http.StatusBadRequest, code, err.Error())
+}
+
+// outgoingBody is a client's body with its "model" set to the upstream
+// model, kept as three parts of which only the model is new, so that a
+// large body is not copied to be sent.
+type outgoingBody struct {
+	head, model, tail []byte
+}
+
+// withModel returns the body to send, with model in place of the client's.
+func (b Body) withModel(model string) outgoingBody {
+	quoted, _ := json.Marshal(model) // a string always encodes
+	return outgoingBody{head: b.data[:b.modelStart], model: quoted, tail: b.data[b.modelEnd:]}
+}
+
+func (o outgoingBody) len() int { return len(o.head) + len(o.model) + len(o.tail) }
+
+// reader returns the body's text from the start, once per attempt.
+func (o outgoingBody) reader() io.ReadCloser {
+	return io.NopCloser(io.MultiReader(bytes.NewReader(o.head), bytes.NewReader(o.model), bytes.NewReader(o.tail)))
 }
 
 // CheckContentEncoding returns an error if the request headers h name a
@@ -169,57 +162,6 @@ func CheckContentEncoding(h http.Header) error {
 	return nil
 }
 
-// nameAModel is the advice to a client whose body names no model.
-const nameAModel = "name one of the router's models, which GET /v1/models lists"
-
-func modelName(body []byte, m member) (string, error) {
-	var name string
-	if err := json.Unmarshal(m.value(body), &name); err != nil || name == "" {
-		return "", &bodyError{ErrNoModel, `the request body's "model" is not a non-empty string: ` + nameAModel}
-	}
-	return name, nil
-}
-
-// prepareBody rewrites the "model" member of the client's JSON object to
-// model and keeps every other byte. It checks the body as ModelOf does.
-func prepareBody(body []byte, model string) (clientBody, error) {
-	members, found, err := findModel(body)
-	if err != nil {
-		return clientBody{}, err
-	}
-	var b clientBody
-	if b.model, err = modelName(body, found); err != nil {
-		return clientBody{}, err
-	}
-	for _, m := range members {
-		switch m.name {
-		case "stream":
-			b.stream = string(m.value(body)) == "true"
-		case "stream_options":
-			b.includeUsage = includesUsage(m.value(body))
-		}
-	}
-	b.data = replaceValue(body, found, model)
-	return b, nil
-}
-
-func includesUsage(streamOptions []byte) bool {
-	var opts struct {
-		IncludeUsage bool `json:"include_usage"`
-	}
-	return json.Unmarshal(streamOptions, &opts) == nil && opts.IncludeUsage
-}
-
-// replaceValue returns a copy of data with m's value replaced by the JSON
-// string s.
-func replaceValue(data []byte, m member, s string) []byte {
-	quoted, _ := json.Marshal(s) // a string always encodes
-	out := make([]byte, 0, len(data)-(m.valueEnd-m.valueStart)+len(quoted))
-	out = append(out, data[:m.valueStart]...)
-	out = append(out, quoted...)
-	return append(out, data[m.valueEnd:]...)
-}
-
 // removeMembers returns data with every member called name cut out,
 // together with the comma that separated it from its neighbour, and
 // whether it found one. data must be the text that members came from.
@@ -229,7 +171,7 @@ func removeMembers(data []byte, members []member, name string) ([]byte, bool) {
 	// Later members first, so that the offsets of earlier ones stay valid.
 	for i := len(members) - 1; i >= 0; i-- {
 		m := members[i]
-		if m.name != name {
+		if !m.nameIs(data, name) {
 			continue
 		}
 		end := m.valueEnd

@@ -31,6 +31,14 @@ type SecretHealth struct {
 	// LastRejected is when the provider last rejected a key of the secret,
 	// the zero time if it never has.
 	LastRejected time.Time
+	// ServingPrevious reports that requests go to the AWSPREVIOUS version
+	// first, because the provider rejected the key of AWSCURRENT (still
+	// VersionID) within the cooldown and AWSPREVIOUS is usable. Health
+	// works it out when called, so it turns false when the cooldown ends
+	// and the next request tries AWSCURRENT first again. OK does not look
+	// at it: requests are served, by the previous key, until its grace
+	// period ends.
+	ServingPrevious bool
 }
 
 // OK reports whether the secret can serve as far as requests and checks
@@ -68,6 +76,7 @@ func (p *Proxy) Health(secretID string) SecretHealth {
 			h.Misconfigured = set.current.unusable.Reason
 		}
 		h.NoWorkingKey = s.health.noWorkingKey.Load() == set.current
+		h.ServingPrevious = servesPrevious(set.current, set.previous, p.now())
 	}
 	return h
 }

@@ -21,6 +21,9 @@ func checkLocal(t *testing.T, o upstream.Outcome, status int) {
 	if o.Upstream {
 		t.Error("outcome marks a request that never reached the provider as upstream")
 	}
+	if o.Attempts != 0 {
+		t.Errorf("outcome counts %d attempts of a request that sent nothing, want 0", o.Attempts)
+	}
 	if o.VersionID != "" || o.Stage != "" || o.Provider != "" {
 		t.Errorf("outcome names version %q, stage %q, provider %q; want none", o.VersionID, o.Stage, o.Provider)
 	}
@@ -41,7 +44,6 @@ func TestLocalAnswersNotUpstream(t *testing.T) {
 		status                   int
 	}{
 		{"unsupported endpoint", "keyturn/test/anthropic", "/v1/embeddings", `{"model": "m", "input": "hi"}`, "", http.StatusBadRequest},
-		{"bad body", "keyturn/test/anthropic", "/v1/chat/completions", `model=m`, "", http.StatusBadRequest},
 		{"compressed body", "keyturn/test/anthropic", "/v1/chat/completions", chatBody(""), "gzip", http.StatusUnsupportedMediaType},
 		{"unusable version", "keyturn/test/broken", "/v1/chat/completions", chatBody(""), "", http.StatusBadGateway},
 		{"secret not found", "keyturn/test/missing", "/v1/chat/completions", chatBody(""), "", http.StatusBadGateway},

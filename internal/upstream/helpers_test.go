@@ -76,10 +76,11 @@ type env struct {
 type envOptions struct {
 	policy    *provider.Policy
 	transport http.RoundTripper
-	// minRefreshInterval and responseHeaderTimeout set the Options of the
-	// same names; zero keeps the defaults.
+	// minRefreshInterval, responseHeaderTimeout and cooldown set the
+	// Options of the same names; zero keeps the defaults.
 	minRefreshInterval    time.Duration
 	responseHeaderTimeout time.Duration
+	cooldown              time.Duration
 }
 
 func newEnv(t *testing.T) *env { return newEnvWith(t, envOptions{}) }
@@ -108,7 +109,7 @@ func newEnvWith(t *testing.T, opts envOptions) *env {
 	e.proxy, err = upstream.New(upstream.Options{
 		Keys: e.cache, Policy: opts.policy, Transport: opts.transport, Logger: logger,
 		MinRefreshInterval: opts.minRefreshInterval, ResponseHeaderTimeout: opts.responseHeaderTimeout,
-		Observe: e.observe,
+		Cooldown: opts.cooldown, Observe: e.observe,
 	})
 	if err != nil {
 		t.Fatalf("upstream.New: %v", err)
@@ -144,8 +145,8 @@ func (e *env) checkNoMoreOutcomes() {
 	}
 }
 
-// serveRouter starts the router stand-in: it reads the body and calls
-// Serve with the endpoint of the request's path, as the router does.
+// serveRouter starts the router stand-in: it reads and parses the body and
+// calls Serve with the endpoint of the request's path, as the router does.
 func (e *env) serveRouter() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,7 +172,12 @@ func (e *env) route(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	req := upstream.Request{Endpoint: endpoints[r.URL.Path], SecretID: secretID, Model: upstreamModel, Body: body}
+	parsed, err := upstream.ParseBody(body)
+	if err != nil {
+		upstream.WriteBodyError(w, err)
+		return
+	}
+	req := upstream.Request{Endpoint: endpoints[r.URL.Path], SecretID: secretID, Model: upstreamModel, Body: parsed}
 	if e.secretOf != nil {
 		req.SecretID = e.secretOf(r)
 	}

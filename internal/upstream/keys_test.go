@@ -69,13 +69,17 @@ func TestRevokedCurrentRecoveredByRefresh(t *testing.T) {
 	if !o.Retried || o.VersionID != nextVersion || o.Stage != keystore.StageCurrent || o.Status != http.StatusOK {
 		t.Errorf("outcome = %+v, want a retry with version %s at AWSCURRENT", o, nextVersion)
 	}
-	if o.Rejected != 1 {
-		t.Errorf("outcome counts %d rejected keys, want 1", o.Rejected)
+	if o.Rejected != 1 || o.Attempts != 2 {
+		t.Errorf("outcome counts %d rejected keys in %d attempts, want 1 in 2", o.Rejected, o.Attempts)
 	}
 	e.checkNoMoreOutcomes()
-	logs := e.logs.String()
-	if !strings.Contains(logs, "provider rejected the key") || !strings.Contains(logs, old) {
-		t.Errorf("no log line names the rejected version %s:\n%s", old, logs)
+	// The request read the old version as AWSCURRENT, and the refresh
+	// after the rejection found it AWSPREVIOUS: the line names both.
+	line := logLine(t, e.logs.String(), "provider rejected the key")
+	for _, want := range []string{"level=WARN", "version=" + old, "stage=AWSCURRENT", "stage_now=AWSPREVIOUS"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the rejection's log line does not contain %s:\n%s", want, line)
+		}
 	}
 }
 
@@ -90,11 +94,14 @@ func TestPreviousServesWhileNewKeyNotAccepted(t *testing.T) {
 	if res.status != http.StatusOK {
 		t.Fatalf("first request: status = %d, want 200 from AWSPREVIOUS: %s", res.status, res.body)
 	}
-	if o := e.outcome(); !o.Retried || o.VersionID != old || o.Stage != keystore.StagePrevious {
-		t.Errorf("first request: outcome = %+v, want a retry with version %s at AWSPREVIOUS", o, old)
+	if o := e.outcome(); !o.Retried || o.Attempts != 2 || o.VersionID != old || o.Stage != keystore.StagePrevious {
+		t.Errorf("first request: outcome = %+v, want two attempts, the retry with version %s at AWSPREVIOUS", o, old)
 	}
 	if n := len(e.fake.Requests()); n != 2 {
 		t.Fatalf("first request: %d upstream requests, want the rejected one and the retry", n)
+	}
+	if h := e.proxy.Health(secretID); !h.ServingPrevious || h.VersionID != nextVersion || !h.OK() {
+		t.Errorf("health = %+v, want OK and serving AWSPREVIOUS while version %s cools down", h, nextVersion)
 	}
 
 	// AWSCURRENT is in its cooldown: the next request goes to AWSPREVIOUS
@@ -103,8 +110,8 @@ func TestPreviousServesWhileNewKeyNotAccepted(t *testing.T) {
 	if res.status != http.StatusOK {
 		t.Fatalf("second request: status = %d: %s", res.status, res.body)
 	}
-	if o := e.outcome(); o.Retried || o.VersionID != old || o.Stage != keystore.StagePrevious {
-		t.Errorf("second request: outcome = %+v, want version %s at AWSPREVIOUS without a retry", o, old)
+	if o := e.outcome(); o.Retried || o.Attempts != 1 || o.VersionID != old || o.Stage != keystore.StagePrevious {
+		t.Errorf("second request: outcome = %+v, want one attempt, with version %s at AWSPREVIOUS", o, old)
 	}
 	recs := e.fake.Requests()
 	if len(recs) != 3 || !recs[2].Key.Equal(keystore.NewSecret(canary)) {
@@ -152,8 +159,11 @@ func TestNoWorkingKey(t *testing.T) {
 	if strings.Contains(res.body, "Incorrect API key") {
 		t.Error("the provider's own 401 text reached the client")
 	}
-	if o := e.outcome(); !o.Retried || o.Rejected != 2 || o.Status != http.StatusBadGateway {
-		t.Errorf("outcome = %+v, want a retry, two rejected keys and 502", o)
+	if host := strings.TrimPrefix(e.fakeURL, "http://"); strings.Contains(msg, host) {
+		t.Errorf("message %q names the provider's host %s, which only the log may name", msg, host)
+	}
+	if o := e.outcome(); !o.Retried || o.Attempts != 2 || o.Rejected != 2 || o.Status != http.StatusBadGateway {
+		t.Errorf("outcome = %+v, want a retry, two attempts with rejected keys and 502", o)
 	}
 	if n := len(e.fake.Requests()); n != 2 {
 		t.Errorf("%d upstream requests, want 2", n)
@@ -176,8 +186,12 @@ func TestNoWorkingKeyWithoutPrevious(t *testing.T) {
 	if o.Retried {
 		t.Error("a secret with one version was retried")
 	}
-	if o.Rejected != 1 {
-		t.Errorf("outcome counts %d rejected keys, want 1", o.Rejected)
+	if o.Rejected != 1 || o.Attempts != 1 {
+		t.Errorf("outcome counts %d rejected keys in %d attempts, want 1 in 1", o.Rejected, o.Attempts)
+	}
+	line := logLine(t, e.logs.String(), "provider rejected the key")
+	if !strings.Contains(line, "stage=AWSCURRENT") || strings.Contains(line, "stage_now") {
+		t.Errorf("the rejection's log line should name AWSCURRENT only, as the refresh found it:\n%s", line)
 	}
 	if n := len(e.fake.Requests()); n != 1 {
 		t.Errorf("%d upstream requests, want 1", n)
@@ -240,5 +254,72 @@ func TestGeminiKeyInvalidRetries(t *testing.T) {
 	}
 	if o := e.outcome(); !o.Retried || o.VersionID != nextVersion || o.Provider != "gemini" {
 		t.Errorf("outcome = %+v, want a retry with version %s", o, nextVersion)
+	}
+}
+
+func TestRetryAfterRotationSeesNewKey(t *testing.T) {
+	// The default interval: the rotation below lands well inside the
+	// interval that the first forced refresh started.
+	e := newEnv(t)
+	e.addSecret(secretID, canary, "openai", e.openaiURL())
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("first request: status = %d: %s", res.status, res.body)
+	}
+	e.outcome()
+	e.fake.RevokeKey(canary)
+	if res := e.chat(""); res.status != http.StatusBadGateway {
+		t.Fatalf("with the key revoked: status = %d, want 502: %s", res.status, res.body)
+	}
+	e.outcome()
+
+	// The operator rotates after that refresh read the revoked version.
+	const next = canary + "-next"
+	e.fake.AddKey(next)
+	nextVersion := e.putCurrent(secretID, next, "openai", e.openaiURL())
+	before, _ := e.cache.Status(secretID)
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("after the rotation: status = %d, want 200 with the new key: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.VersionID != nextVersion || !o.Retried {
+		t.Errorf("outcome = %+v, want a retry with version %s", o, nextVersion)
+	}
+	after, _ := e.cache.Status(secretID)
+	if n := after.Refreshes - before.Refreshes; n != 1 {
+		t.Errorf("the retry made %d store reads, want 1", n)
+	}
+}
+
+// logLine returns the first line of logs that contains msg.
+func logLine(t *testing.T, logs, msg string) string {
+	t.Helper()
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, msg) {
+			return line
+		}
+	}
+	t.Fatalf("no log line contains %q:\n%s", msg, logs)
+	return ""
+}
+
+func TestRejectionWarnedOncePerCooldown(t *testing.T) {
+	e := newEnvWith(t, envOptions{cooldown: time.Hour, minRefreshInterval: time.Millisecond})
+	version := e.createSecret(secretID, value(t, canary, "openai", e.openaiURL()))
+	for i := range 3 {
+		if res := e.chat(""); res.status != http.StatusBadGateway {
+			t.Fatalf("request %d: status = %d, want 502: %s", i, res.status, res.body)
+		}
+		if o := e.outcome(); o.Rejected != 1 {
+			t.Errorf("request %d: outcome = %+v, want one rejected key", i, o)
+		}
+	}
+	logs := e.logs.String()
+	if n := strings.Count(logs, `msg="provider rejected the key of a provider secret"`); n != 1 {
+		t.Errorf("%d warnings about the rejected key, want 1 in the cooldown:\n%s", n, logs)
+	}
+	if n := strings.Count(logs, `level=DEBUG msg="provider rejected the key of a provider secret again"`); n != 2 {
+		t.Errorf("%d repeats at DEBUG, want 2:\n%s", n, logs)
+	}
+	if !strings.Contains(logLine(t, logs, "again"), "version="+version) {
+		t.Errorf("the repeat does not name version %s", version)
 	}
 }

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -65,10 +64,10 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// usage filter reads plain text.
 	out.Header.Set("Accept-Encoding", "identity")
 
-	body := a.call.body.data
-	out.ContentLength = int64(len(body))
-	out.Body = io.NopCloser(bytes.NewReader(body))
-	out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	body := a.call.body
+	out.ContentLength = int64(body.len())
+	out.Body = body.reader()
+	out.GetBody = func() (io.ReadCloser, error) { return body.reader(), nil }
 }
 
 // removedRequestHeaders are client headers that never reach the provider:
@@ -140,7 +139,7 @@ func keepResponseHeaders(h http.Header) {
 // redirected, before anything reaches the client, and otherwise filters
 // the response's headers and, where the client did not ask for usage, its
 // stream.
-func modifyResponse(res *http.Response) error {
+func (p *Proxy) modifyResponse(res *http.Response) error {
 	a := attemptOf(res.Request.Context())
 	a.status = res.StatusCode
 	if keyRejected(res) {
@@ -152,11 +151,19 @@ func modifyResponse(res *http.Response) error {
 	keepResponseHeaders(res.Header)
 	res.Trailer = nil
 	if a.call.stripUsage() && res.StatusCode == http.StatusOK && isPlainEventStream(res) {
-		res.Body = newUsageFilter(res.Body)
+		res.Body = newUsageFilter(res.Body, func() { p.logUnfiltered(a) })
 		res.Header.Del("Content-Length")
 		res.ContentLength = -1
 	}
 	return nil
+}
+
+// logUnfiltered logs that the usage filter of a's stream met an event
+// longer than it holds, and let the rest of the stream pass unfiltered.
+func (p *Proxy) logUnfiltered(a *attempt) {
+	p.log.Warn("a streamed event exceeds the usage filter's limit: the rest of the stream passes unfiltered, "+
+		"with any usage the client did not request", "secret", a.version.secretID, "version", a.version.id,
+		"stage", a.stage, "host", a.target.Host, "limit_bytes", maxHeldEvent)
 }
 
 func isPlainEventStream(res *http.Response) bool {
@@ -186,20 +193,20 @@ func (p *Proxy) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	WriteError(w, status, code, msg)
 }
 
-// describeFailure words a failed attempt for the client. Errors of the
-// transport name addresses, never a key, which only the request's headers
-// carry. A dial that the host policy rejected names no host: the log line
-// has it.
+// describeFailure words a failed attempt for the client. The message names
+// the secret, never the provider's host, URL or address, which the
+// transport's errors carry: those stay in the log line that handleError
+// writes.
 func describeFailure(a *attempt, err error) (status int, code, msg string) {
-	host, secret := a.target.Host, a.version.secretID
+	secret := a.version.secretID
 	var redirect *redirectError
 	var timeout *headerTimeoutError
 	var netErr net.Error
 	switch {
 	case errors.As(err, &redirect):
 		return http.StatusBadGateway, codeRedirect, fmt.Sprintf(
-			"the provider at %s responded with a redirect (%d) for secret %q, and keyturn never follows redirects with a key: "+
-				"set the secret's base URL to the final location", host, redirect.status, secret)
+			"the provider of secret %q responded with a redirect (%d), and keyturn never follows redirects with a key: "+
+				"set the secret's base URL to the final location", secret, redirect.status)
 	case errors.Is(err, provider.ErrNotAllowed):
 		reason := reasonRefused
 		if errors.Is(err, provider.ErrLoopbackNotAllowed) {
@@ -208,13 +215,12 @@ func describeFailure(a *attempt, err error) (status int, code, msg string) {
 		return http.StatusBadGateway, codeMisconfigured, notAllowedMessage(secret, a.version.id, reason)
 	case errors.As(err, &timeout):
 		return http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf(
-			"the provider at %s sent no response headers within %v for secret %q: retry later",
-			host, timeout.timeout, secret)
+			"the provider of secret %q sent no response headers within %v: retry later", secret, timeout.timeout)
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		return http.StatusGatewayTimeout, codeTimeout, fmt.Sprintf(
-			"the request to the provider at %s timed out for secret %q: retry later", host, secret)
+			"the request to the provider of secret %q timed out: retry later", secret)
 	}
 	return http.StatusBadGateway, codeUnreachable, fmt.Sprintf(
-		"the provider at %s could not be reached for secret %q: %v: retry later, and if it persists check the secret's base URL",
-		host, secret, err)
+		"the provider of secret %q could not be reached: retry later, and if it persists "+
+			"check the secret's base URL against the cause in the router's log", secret)
 }

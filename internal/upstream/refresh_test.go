@@ -11,11 +11,10 @@ import (
 	"github.com/keyturn/keyturn/keystore"
 )
 
-// countingKeys is a KeySource whose Refresh returns the versions last set,
-// fetched at the fake clock's time, and counts its calls.
+// countingKeys is a KeySource whose Refresh returns the versions last set
+// and counts its calls.
 type countingKeys struct {
 	mu        sync.Mutex
-	now       *time.Time
 	current   string
 	refreshes int
 }
@@ -28,7 +27,7 @@ func (k *countingKeys) Refresh(context.Context, string) (keystore.Keys, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.refreshes++
-	return keystore.Keys{Current: testVersion(k.current), Fetched: *k.now}, nil
+	return keystore.Keys{Current: testVersion(k.current), Fetched: time.Now()}, nil
 }
 
 func (k *countingKeys) set(current string) {
@@ -43,34 +42,52 @@ func (k *countingKeys) count() int {
 	return k.refreshes
 }
 
-func TestForcedRefreshOncePerInterval(t *testing.T) {
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	keys := &countingKeys{now: &now, current: "v1"}
-	p, err := New(Options{Keys: keys, Policy: provider.DefaultPolicy(), MinRefreshInterval: time.Second})
+// newRefreshTest returns a Proxy over keys with the given interval, and a
+// call and the keys it holds for secret "s".
+func newRefreshTest(t *testing.T, keys *countingKeys, interval time.Duration) (*Proxy, *call, keystore.Keys) {
+	t.Helper()
+	p, err := New(Options{Keys: keys, Policy: provider.DefaultPolicy(), MinRefreshInterval: interval})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.now = func() time.Time { return now }
-	s := p.versionsOf("s")
 	c := &call{req: Request{SecretID: "s"}, client: httptest.NewRequest("POST", "/v1/chat/completions", nil)}
-	held := keystore.Keys{Current: testVersion("v1"), Fetched: now.Add(-time.Minute)}
+	held := keystore.Keys{Current: testVersion("v1"), Fetched: time.Now().Add(-time.Minute)}
+	return p, c, held
+}
 
-	step := func(advance time.Duration, wantRefreshes int, wantCurrent string) {
-		t.Helper()
-		now = now.Add(advance)
-		got := p.refresh(c, s, held)
-		if n := keys.count(); n != wantRefreshes {
-			t.Errorf("after %v: %d store reads, want %d", advance, n, wantRefreshes)
-		}
-		if got.Current.VersionID != wantCurrent {
-			t.Errorf("after %v: AWSCURRENT = %s, want %s", advance, got.Current.VersionID, wantCurrent)
+func TestForcedRefreshStartsAfterRejection(t *testing.T) {
+	keys := &countingKeys{current: "v1"}
+	p, c, held := newRefreshTest(t, keys, 20*time.Millisecond)
+	s := p.versionsOf("s")
+	if got := p.refresh(c, s, held); got.Current.VersionID != "v1" || keys.count() != 1 {
+		t.Fatalf("first refresh: AWSCURRENT %s after %d reads, want v1 after 1", got.Current.VersionID, keys.count())
+	}
+
+	// A rotation right after the last refresh started is seen by the
+	// next rejection, which waits for the interval to end.
+	keys.set("v2")
+	if got := p.refresh(c, s, held); got.Current.VersionID != "v2" {
+		t.Errorf("refresh after a rotation: AWSCURRENT = %s, want v2", got.Current.VersionID)
+	}
+	if n := keys.count(); n != 2 {
+		t.Errorf("%d store reads, want 2", n)
+	}
+}
+
+func TestForcedRefreshOncePerInterval(t *testing.T) {
+	// An interval longer than RefreshTimeout: a rejection inside it does
+	// not wait and keeps the keys it has.
+	keys := &countingKeys{current: "v1"}
+	p, c, held := newRefreshTest(t, keys, time.Hour)
+	s := p.versionsOf("s")
+	p.refresh(c, s, held)
+	keys.set("v2")
+	for range 5 {
+		if got := p.refresh(c, s, held); got.Current.VersionID != "v1" {
+			t.Errorf("refresh inside the interval: AWSCURRENT = %s, want the held v1", got.Current.VersionID)
 		}
 	}
-	step(0, 1, "v1")
-	step(500*time.Millisecond, 1, "v1")
-	// A rotation inside the interval is seen only once the interval ends.
-	keys.set("v2")
-	step(400*time.Millisecond, 1, "v1")
-	step(100*time.Millisecond, 2, "v2")
-	step(0, 2, "v2")
+	if n := keys.count(); n != 1 {
+		t.Errorf("%d store reads inside one interval, want 1", n)
+	}
 }

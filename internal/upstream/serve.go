@@ -14,7 +14,8 @@ import (
 type call struct {
 	req    Request
 	client *http.Request
-	body   clientBody
+	// body is the client's body with the upstream model, to send.
+	body outgoingBody
 	// versions is the secret's, set once its keys are read.
 	versions *secretVersions
 	outcome  Outcome
@@ -23,7 +24,7 @@ type call struct {
 // stripUsage reports whether the response's stream must lose the usage
 // that the client did not ask for.
 func (c *call) stripUsage() bool {
-	return c.req.Endpoint == ChatCompletions && c.body.stream && !c.body.includeUsage
+	return c.req.Endpoint == ChatCompletions && c.req.Body.stream && !c.req.Body.includeUsage
 }
 
 // candidate is a version to try, at the stage the cache serves it.
@@ -34,8 +35,9 @@ type candidate struct {
 
 // Serve sends the client's request r upstream as req describes and writes
 // the response to w. It reads r's headers and context, not its body: the
-// body is req.Body. When the client goes away, the upstream request is
-// cancelled. Serve writes every error itself, in OpenAI's error shape.
+// body is req.Body, which ParseBody has checked. When the client goes
+// away, the upstream request is cancelled. Serve writes every error
+// itself, in OpenAI's error shape.
 func (p *Proxy) Serve(w http.ResponseWriter, r *http.Request, req Request) {
 	start := p.now()
 	// The router's own recorder is reused, so that one recorder serves
@@ -79,16 +81,12 @@ func (p *Proxy) prepare(w http.ResponseWriter, c *call) bool {
 		WriteError(w, http.StatusUnsupportedMediaType, codeUnsupportedEncoding, err.Error())
 		return false
 	}
-	body, err := prepareBody(c.req.Body, c.req.Model)
-	if err != nil {
-		code := codeInvalidBody
-		if errors.Is(err, ErrNoModel) {
-			code = codeMissingModel
-		}
-		WriteError(w, http.StatusBadRequest, code, err.Error())
+	if c.req.Body.model == "" || c.req.Model == "" {
+		p.log.Error("upstream request without a parsed body or an upstream model", "secret", c.req.SecretID)
+		WriteError(w, http.StatusInternalServerError, codeInternal, "keyturn has no request body or model to send upstream")
 		return false
 	}
-	c.body = body
+	c.body = c.req.Body.withModel(c.req.Model)
 	return true
 }
 
@@ -120,18 +118,11 @@ func (p *Proxy) getKeys(w http.ResponseWriter, c *call) (keystore.Keys, bool) {
 	return keystore.Keys{}, false
 }
 
-// firstChoice returns AWSCURRENT, unless it is in a cooldown after a
-// rejected key and AWSPREVIOUS is not: a brand-new key may not work
-// everywhere yet, and the previous key is still valid for its grace period.
+// firstChoice returns AWSCURRENT, unless servesPrevious picks AWSPREVIOUS.
 func (p *Proxy) firstChoice(s *secretVersions, keys keystore.Keys) candidate {
 	currentVersion, previousVersion := p.resolve(s, keys)
-	current := candidate{currentVersion, keystore.StageCurrent}
-	now := p.now()
-	if previousVersion == nil || currentVersion.healthy(now) {
-		return current
-	}
-	if !previousVersion.healthy(now) || previousVersion.unusable != nil {
-		return current
+	if !servesPrevious(currentVersion, previousVersion, p.now()) {
+		return candidate{currentVersion, keystore.StageCurrent}
 	}
 	cooldown := currentVersion.cooldownUntil.Load()
 	if currentVersion.fallbackLogged.Swap(cooldown) != cooldown {
@@ -154,7 +145,7 @@ func (p *Proxy) try(w http.ResponseWriter, c *call, cand candidate) *attempt {
 	}
 	target, ok := endpointURL(v, c.req.Endpoint)
 	if !ok {
-		WriteError(w, http.StatusBadRequest, codeUnsupportedEndpoint, unsupportedEndpoint(c.body.model, v.adapter, c.req.Endpoint))
+		WriteError(w, http.StatusBadRequest, codeUnsupportedEndpoint, unsupportedEndpoint(c.req.Body.model, v.adapter, c.req.Endpoint))
 		return nil
 	}
 
@@ -177,6 +168,7 @@ func (p *Proxy) record(c *call, a *attempt) {
 	v := a.version
 	o := &c.outcome
 	o.Upstream = true
+	o.Attempts++
 	o.VersionID, o.Stage, o.Provider = v.id, a.stage, v.adapter
 	switch {
 	case a.rejected:
@@ -184,8 +176,6 @@ func (p *Proxy) record(c *call, a *attempt) {
 		now := p.now()
 		v.startCooldown(now, p.cooldown)
 		c.versions.recordRejected(now)
-		p.log.Warn("provider rejected the key of a provider secret", "secret", v.secretID, "version", v.id,
-			"stage", a.stage, "provider", v.adapter, "host", a.target.Host, "status", a.status, "cooldown", p.cooldown)
 	case a.status != 0:
 		c.versions.recordAccepted()
 	}
@@ -208,6 +198,7 @@ func (p *Proxy) logUnusable(v *version, stage string) {
 // other version is left or the provider rejects that key too.
 func (p *Proxy) retry(w http.ResponseWriter, c *call, s *secretVersions, keys keystore.Keys, first *attempt) {
 	keys = p.refresh(c, s, keys)
+	p.logRejected(first, keys)
 	next, ok := p.retryChoice(s, keys, first.version.id)
 	if !ok {
 		p.writeRejected(w, first, nil)
@@ -220,8 +211,50 @@ func (p *Proxy) retry(w http.ResponseWriter, c *call, s *secretVersions, keys ke
 	second := p.try(w, c, next)
 	c.outcome.Retried = second != nil && !second.refused
 	if second != nil && second.rejected {
+		p.logRejected(second, keys)
 		p.writeRejected(w, first, second)
 	}
+}
+
+// logRejected warns that the provider rejected a's key. keys are the
+// secret's keys as read after the rejection. The line names the stage
+// that the version had when the request read its keys. When keys show
+// that it has moved since, as a rotation moves AWSCURRENT to AWSPREVIOUS,
+// the line also names its stage now.
+//
+// The warning is logged at most once per version per cooldown, because
+// every request in flight with a key when the provider revokes it is
+// rejected. Repeats go to DEBUG, and the next warning counts them.
+func (p *Proxy) logRejected(a *attempt, keys keystore.Keys) {
+	v := a.version
+	attrs := []any{"secret", v.secretID, "version", v.id, "stage", a.stage}
+	if stageNow := stageOf(keys, v.id); stageNow != a.stage {
+		attrs = append(attrs, "stage_now", stageNow)
+	}
+	attrs = append(attrs, "provider", v.adapter, "host", a.target.Host, "status", a.status, "cooldown", p.cooldown)
+	now := p.now().UnixNano()
+	after := v.rejectWarnAfter.Load()
+	if now < after || !v.rejectWarnAfter.CompareAndSwap(after, now+int64(p.cooldown)) {
+		v.rejectsUnwarned.Add(1)
+		p.log.Debug("provider rejected the key of a provider secret again", attrs...)
+		return
+	}
+	if n := v.rejectsUnwarned.Swap(0); n > 0 {
+		attrs = append(attrs, "repeats_logged_at_debug", n)
+	}
+	p.log.Warn("provider rejected the key of a provider secret", attrs...)
+}
+
+// stageOf returns the stage of version id in keys: AWSCURRENT,
+// AWSPREVIOUS, or "none" when keys serve it at neither.
+func stageOf(keys keystore.Keys, id string) string {
+	switch id {
+	case keys.Current.VersionID:
+		return keystore.StageCurrent
+	case keys.Previous.VersionID:
+		return keystore.StagePrevious
+	}
+	return "none"
 }
 
 // retryChoice returns the version to retry with after triedID was
@@ -252,9 +285,9 @@ func (p *Proxy) writeRejected(w http.ResponseWriter, first, second *attempt) {
 		tried += fmt.Sprintf(" and version %s (%s)", second.version.id, second.stage)
 	}
 	WriteError(w, http.StatusBadGateway, codeKeyRejected, fmt.Sprintf(
-		"the provider at %s rejected the key of secret %q, %s: "+
+		"the provider rejected the key of secret %q, %s: "+
 			"rotate the secret, or stage a working key with 'rotator stage %s --file KEYFILE --validate' and run 'rotator rotate-now %s'",
-		first.target.Host, v.secretID, tried, v.secretID, v.secretID))
+		v.secretID, tried, v.secretID, v.secretID))
 }
 
 // finish completes the outcome and reports it. It runs also when the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -48,8 +49,8 @@ func TestChatNotStreamed(t *testing.T) {
 		t.Error("the provider did not get the secret's key")
 	}
 	o := e.outcome()
-	want := upstream.Outcome{SecretID: secretID, Upstream: true, VersionID: version, Stage: keystore.StageCurrent,
-		Provider: "openai", Endpoint: upstream.ChatCompletions, Status: http.StatusOK}
+	want := upstream.Outcome{SecretID: secretID, Upstream: true, Attempts: 1, VersionID: version,
+		Stage: keystore.StageCurrent, Provider: "openai", Endpoint: upstream.ChatCompletions, Status: http.StatusOK}
 	o.Duration = 0
 	if o != want {
 		t.Errorf("outcome = %+v, want %+v", o, want)
@@ -203,8 +204,8 @@ func TestUnsupportedEndpoint(t *testing.T) {
 	}
 }
 
-// badBodies are client bodies that Serve and ModelOf reject, with the
-// cause they wrap, the error code Serve sends and a part of the message.
+// badBodies are client bodies that ParseBody rejects, with the cause it
+// wraps, the error code WriteBodyError sends and a part of the message.
 var badBodies = []struct {
 	name, body string
 	cause      error
@@ -216,7 +217,20 @@ var badBodies = []struct {
 	{"trailing text", `{"model": "x"} {}`, upstream.ErrInvalidBody, "invalid_request_body", "text follows"},
 	{"two models", `{"model": "a", "model": "b"}`, upstream.ErrInvalidBody, "invalid_request_body", `more than one "model"`},
 	{"no model", `{"messages": []}`, upstream.ErrNoModel, "missing_model", `no "model"`},
-	{"model in capitals", `{"MODEL": "gpt-4o"}`, upstream.ErrNoModel, "missing_model", `no "model"`},
+	{"model in capitals", `{"MODEL": "gpt-4o"}`, upstream.ErrInvalidBody, "invalid_request_body",
+		`has a member "MODEL": send the model only as the lower-case "model" member`},
+	{"model and a capitalised model", `{"model": "fast", "Model": "other"}`, upstream.ErrInvalidBody,
+		"invalid_request_body", `has a member "Model"`},
+	{"capitalised model after model", `{"model": "fast", "messages": [], "MODEL": "claude"}`,
+		upstream.ErrInvalidBody, "invalid_request_body", `has a member "MODEL"`},
+	{"mixed-case model first", `{"mOdEl": "claude", "model": "fast"}`, upstream.ErrInvalidBody,
+		"invalid_request_body", `has a member "mOdEl"`},
+	{"escaped capital", `{"model": "fast", "\u004dODEL": "claude"}`, upstream.ErrInvalidBody,
+		"invalid_request_body", `has a member "MODEL"`},
+	{"escaped lower-case capital", `{"model": "fast", "\u004dodel": "claude"}`, upstream.ErrInvalidBody,
+		"invalid_request_body", `has a member "Model"`},
+	{"escaped variant alone", `{"M\u006fD\u0065L": "claude"}`, upstream.ErrInvalidBody,
+		"invalid_request_body", `has a member "MoDeL"`},
 	{"model not a string", `{"model": 4}`, upstream.ErrNoModel, "missing_model", `"model" is not a non-empty string`},
 	{"empty model", `{"model": ""}`, upstream.ErrNoModel, "missing_model", `"model" is not a non-empty string`},
 }
@@ -243,17 +257,28 @@ func TestBadBody(t *testing.T) {
 	}
 }
 
-func TestModelOf(t *testing.T) {
-	for _, body := range []string{`{"model": "gpt-4o"}`, ` {"messages": [], "model": "gpt-4o", "Model": "other"} `} {
-		got, err := upstream.ModelOf([]byte(body))
-		if err != nil || got != "gpt-4o" {
-			t.Errorf("ModelOf(%s) = %q, %v; want gpt-4o", body, got, err)
+func TestParseBody(t *testing.T) {
+	bodies := []string{
+		`{"model": "gpt-4o"}`,
+		` {"messages": [], "model": "gpt-4o", "models": "other", "mode": "x"} `,
+		`{"mod\u0065l": "gpt-4o", "x": {"model": "nested"}, "y": "\"model\""}`,
+		// Only top-level members name the model: a nested "MODEL" and a
+		// string that spells one are the client's content.
+		`{"model": "gpt-4o", "x": {"MODEL": "nested"}, "y": "\"MODEL\": 1"}`,
+		// A name that folds to "model" only with an escape it does not
+		// have stays another member.
+		`{"model": "gpt-4o", "MODEL\u0000": "x", "m\u00f6del": "y"}`,
+	}
+	for _, body := range bodies {
+		got, err := upstream.ParseBody([]byte(body))
+		if err != nil || got.Model() != "gpt-4o" {
+			t.Errorf("ParseBody(%s) = %q, %v; want gpt-4o", body, got.Model(), err)
 		}
 	}
 	for _, c := range badBodies {
-		got, err := upstream.ModelOf([]byte(c.body))
+		got, err := upstream.ParseBody([]byte(c.body))
 		if err == nil {
-			t.Errorf("%s: ModelOf = %q, want an error", c.name, got)
+			t.Errorf("%s: ParseBody = %q, want an error", c.name, got.Model())
 			continue
 		}
 		if !errors.Is(err, c.cause) {
@@ -412,5 +437,23 @@ func TestStreamCutReachesClient(t *testing.T) {
 	}
 	if o := e.outcome(); o.Status != http.StatusOK {
 		t.Errorf("outcome status = %d, want the 200 that was sent", o.Status)
+	}
+}
+
+func TestServeWithoutParsedBody(t *testing.T) {
+	e := newEnv(t)
+	e.addSecret(secretID, canary, "openai", e.openaiURL())
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	e.proxy.Serve(w, r, upstream.Request{Endpoint: upstream.ChatCompletions, SecretID: secretID, Model: upstreamModel})
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("status = %d, want 500: %s", w.Code, w.Body)
+	}
+	if _, _, code := apiError(t, w.Body.String()); code != "internal_error" {
+		t.Errorf("code = %q, want internal_error", code)
+	}
+	e.outcome()
+	if n := len(e.fake.Requests()); n != 0 {
+		t.Errorf("the stand-in got %d requests, want none", n)
 	}
 }

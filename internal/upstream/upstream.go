@@ -9,10 +9,10 @@
 // provider, and the provider's cookies and credentials never reach the
 // client. A key the provider rejects (a 401, or Gemini's 400
 // API_KEY_INVALID) puts that version in a cooldown, forces a refresh of
-// the secret and retries once with a newer AWSCURRENT or with AWSPREVIOUS.
-// Forced refreshes of one secret start at most once per
-// Options.MinRefreshInterval, so that clients cannot turn a revoked key
-// into back-to-back store reads.
+// the secret that starts after the rejection, and retries once with a
+// newer AWSCURRENT or with AWSPREVIOUS. Forced refreshes of one secret
+// start at most once per Options.MinRefreshInterval, so that clients
+// cannot turn a revoked key into back-to-back store reads.
 //
 // The client never sees the provider's response to a rejected key, which
 // may quote part of the key, and gets keyturn's own 502 instead. Every
@@ -81,8 +81,13 @@ type KeySource interface {
 
 // Defaults of Options.
 const (
-	// DefaultRefreshTimeout bounds the refresh that a rejected key forces.
-	DefaultRefreshTimeout = 5 * time.Second
+	// DefaultRefreshTimeout bounds the wait for the refresh that a
+	// rejected key forces. The keystore cache's Refresh first waits for
+	// a fetch already in flight, which DefaultFetchTimeout bounds, and
+	// then runs its own. The 5 s on top cover that fetch and the wait for
+	// MinRefreshInterval to end, so that a slow background fetch does not
+	// fail the retry.
+	DefaultRefreshTimeout = keystore.DefaultFetchTimeout + 5*time.Second
 	// DefaultCooldown is how long a version whose key the provider
 	// rejected is tried only after the other version.
 	DefaultCooldown = 30 * time.Second
@@ -111,17 +116,20 @@ type Options struct {
 	// Logger receives one line per rejected key, per fallback to
 	// AWSPREVIOUS and per failed request. Nil discards logs.
 	Logger *slog.Logger
-	// RefreshTimeout bounds the refresh that a rejected key forces. Zero
-	// is DefaultRefreshTimeout.
+	// RefreshTimeout bounds the wait of a rejected key's request for the
+	// refresh it forces, including the wait for MinRefreshInterval to
+	// end. A request whose refresh would start later retries with the
+	// keys it has. Zero is DefaultRefreshTimeout; a cache whose
+	// FetchTimeout is longer than the default needs a longer one too.
 	RefreshTimeout time.Duration
 	// Cooldown is how long a version whose key the provider rejected is
 	// tried only after the other version. Zero is DefaultCooldown.
 	Cooldown time.Duration
-	// MinRefreshInterval is the least time between two refreshes of one
-	// secret that rejected keys force. A key rejected within the interval
-	// is retried with what the last forced refresh read, so a rotation
-	// can take up to this long to be seen. Zero is
-	// DefaultMinRefreshInterval.
+	// MinRefreshInterval is the least time between the starts of two
+	// refreshes of one secret that rejected keys force. A key rejected
+	// within the interval waits for the refresh that starts when it ends,
+	// or retries with the keys it has if that is more than RefreshTimeout
+	// away. Zero is DefaultMinRefreshInterval.
 	MinRefreshInterval time.Duration
 	// ResponseHeaderTimeout bounds each upstream attempt from sending the
 	// request until the provider's response headers arrive; a streamed
@@ -141,8 +149,9 @@ type Request struct {
 	SecretID string
 	// Model is the upstream model name, written into the body's "model".
 	Model string
-	// Body is the client's JSON object, already read and size-limited.
-	Body []byte
+	// Body is the client's body as ParseBody returned it, already read
+	// and size-limited.
+	Body Body
 }
 
 // Outcome describes how a client request was served.
@@ -166,6 +175,13 @@ type Outcome struct {
 	// Status is the status sent to the client; StatusClientClosed when
 	// the client went away before a response was sent.
 	Status int
+	// Attempts counts the requests that keyturn sent towards the provider
+	// for this client request: 0 when Upstream is false, 1 normally, and
+	// 2 when a rejected key was retried with another version. An attempt
+	// whose connection failed or timed out counts, because keyturn does
+	// not tell whether the request reached the provider. One that the
+	// host policy refused does not count, because nothing was sent.
+	Attempts int
 	// Rejected counts the attempts whose key the provider rejected: 0,
 	// 1, or 2 when the retry's key was rejected too.
 	Rejected int
@@ -227,7 +243,7 @@ func New(opts Options) (*Proxy, error) {
 			timeout: orDefault(opts.ResponseHeaderTimeout, DefaultResponseHeaderTimeout),
 		},
 		FlushInterval:  -1,
-		ModifyResponse: modifyResponse,
+		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.handleError,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
 	}

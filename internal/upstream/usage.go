@@ -11,8 +11,10 @@ import (
 // ("choices": [] with "usage") are dropped, and the "usage" field of other
 // chunks is cut out. Every other byte passes unchanged, and each event is
 // returned from Read as soon as its blank line arrives, so the proxy
-// flushes it at once. Lines have no length limit: an event is held until it
-// is complete, however long.
+// flushes it at once. An event is held until it is complete, up to
+// maxHeldEvent bytes. A longer event, far beyond a chunk of a few tokens,
+// passes unfiltered, and so does the rest of the stream, so that a stream
+// without blank lines cannot make the router buffer it whole.
 //
 // NOTE: events are split at "\n\n" and "\n\r\n" only. A stream that ends
 // its lines with a lone "\r" passes unchanged, but all at once when the
@@ -29,18 +31,38 @@ type usageFilter struct {
 	out  []byte
 	sent int
 	err  error // src's read error, returned once out and in are drained
+	// limit is the most bytes of an unfinished event that in may hold.
+	limit int
+	// passThrough is set once an event outgrew limit: from then on Read
+	// returns what src returns. onOverflow, if set, is called then.
+	passThrough bool
+	onOverflow  func()
 }
 
 // filterReadSize is the least free space for each read from the source.
 const filterReadSize = 32 << 10
 
-func newUsageFilter(src io.ReadCloser) *usageFilter { return &usageFilter{src: src} }
+// maxHeldEvent is the limit of a usageFilter: 16 MiB, far above the
+// streamed chunks of chat completions, which carry a few tokens each.
+const maxHeldEvent = 16 << 20
+
+// newUsageFilter returns a filter of src that calls onOverflow, if it is
+// not nil, when an event outgrows maxHeldEvent.
+func newUsageFilter(src io.ReadCloser, onOverflow func()) *usageFilter {
+	return &usageFilter{src: src, limit: maxHeldEvent, onOverflow: onOverflow}
+}
 
 func (f *usageFilter) Close() error { return f.src.Close() }
 
 func (f *usageFilter) Read(p []byte) (int, error) {
 	for f.sent == len(f.out) {
 		f.out, f.sent = f.out[:0], 0
+		if f.passThrough {
+			if f.err != nil {
+				return 0, f.err
+			}
+			return f.src.Read(p)
+		}
 		if f.err != nil {
 			if len(f.in) == 0 {
 				return 0, f.err
@@ -76,12 +98,26 @@ func (f *usageFilter) fill() {
 		f.in = f.in[:copy(f.in, f.in[consumed:])]
 		f.scan -= consumed
 	}
+	if len(f.in) > f.limit {
+		f.overflow()
+		return
+	}
 	// Resume the search at the last newline, which may start a blank
 	// line whose end has not arrived yet.
 	if i := bytes.LastIndexByte(f.in[f.scan:], '\n'); i >= 0 {
 		f.scan += i
 	} else {
 		f.scan = len(f.in)
+	}
+}
+
+// overflow passes the unfinished event on as it is and stops filtering.
+func (f *usageFilter) overflow() {
+	f.out = append(f.out, f.in...)
+	f.in, f.scan = nil, 0
+	f.passThrough = true
+	if f.onOverflow != nil {
+		f.onOverflow()
 	}
 }
 
@@ -163,10 +199,10 @@ func stripUsage(chunk []byte) (edited []byte, drop bool) {
 	}
 	hasUsage, noChoices := false, false
 	for _, m := range members {
-		switch m.name {
-		case "usage":
+		switch {
+		case m.nameIs(chunk, "usage"):
 			hasUsage = true
-		case "choices":
+		case m.nameIs(chunk, "choices"):
 			noChoices = isEmptyArray(m.value(chunk))
 		}
 	}

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -10,7 +9,7 @@ import (
 
 func filterAll(t *testing.T, r io.Reader) string {
 	t.Helper()
-	out, err := io.ReadAll(newUsageFilter(io.NopCloser(r)))
+	out, err := io.ReadAll(newUsageFilter(io.NopCloser(r), nil))
 	if err != nil {
 		t.Fatalf("read the filtered stream: %v", err)
 	}
@@ -55,9 +54,29 @@ func TestUsageFilterLongLine(t *testing.T) {
 	}
 }
 
+func TestUsageFilterPassesOverlongEvent(t *testing.T) {
+	first := "data: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n"
+	// No blank line ever comes, so the second event outgrows the limit.
+	endless := "data: {\"usage\":1, \"x\": \"" + strings.Repeat("y", 200)
+	later := "\n\ndata: {\"choices\":[],\"usage\":{\"total_tokens\":3}}\n\n"
+	overflows := 0
+	f := newUsageFilter(io.NopCloser(iotest.OneByteReader(strings.NewReader(first+endless+later))), func() { overflows++ })
+	f.limit = 100
+	out, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatalf("read the filtered stream: %v", err)
+	}
+	if want := endless + later; string(out) != want {
+		t.Errorf("filtered stream =\n%q\nwant the first event dropped and the rest unchanged:\n%q", out, want)
+	}
+	if overflows != 1 {
+		t.Errorf("onOverflow called %d times, want 1", overflows)
+	}
+}
+
 func TestUsageFilterReturnsEachEvent(t *testing.T) {
 	r, w := io.Pipe()
-	f := newUsageFilter(r)
+	f := newUsageFilter(r, nil)
 	go func() { _, _ = io.WriteString(w, "data: {\"choices\":[]}\n\ndata: {\"a\"") }()
 	buf := make([]byte, 100)
 	n, err := f.Read(buf)
@@ -99,9 +118,27 @@ func TestObjectMembersOffsets(t *testing.T) {
 		t.Fatalf("%d members, want %d", len(members), len(want))
 	}
 	for _, m := range members {
-		if got := string(m.value(in)); got != want[m.name] {
-			t.Errorf("member %s = %q, want %q", m.name, got, want[m.name])
+		name := string(in[m.nameStart:m.nameEnd])
+		if got := string(m.value(in)); got != want[name] {
+			t.Errorf("member %s = %q, want %q", name, got, want[name])
 		}
+	}
+}
+
+func TestMemberNameIsDecodesEscapes(t *testing.T) {
+	in := []byte(`{"mod\u0065l": 1, "m\\odel": 2, "MODEL": 3, "model\u00e9": 4, "\/model": 5, "model": 6}`)
+	members, err := objectMembers(in)
+	if err != nil {
+		t.Fatalf("objectMembers: %v", err)
+	}
+	want := []bool{true, false, false, false, false, true}
+	for i, m := range members {
+		if got := m.nameIs(in, "model"); got != want[i] {
+			t.Errorf("member %s: nameIs(model) = %v, want %v", in[m.nameStart:m.nameEnd], got, want[i])
+		}
+	}
+	if !members[4].nameIs(in, "/model") {
+		t.Errorf(`member \/model: nameIs("/model") = false, want true`)
 	}
 }
 
@@ -124,16 +161,21 @@ func TestGeminiKeyInvalidShapes(t *testing.T) {
 	}
 }
 
-func TestReplaceValueKeepsRest(t *testing.T) {
-	in := []byte(`{"a":1, "model" :"pub","b":[2]}`)
-	members, _ := objectMembers(in)
-	for _, m := range members {
-		if m.name == "model" {
-			got := replaceValue(in, m, `up"stream<>`)
-			want := `{"a":1, "model" :"up\"stream\u003c\u003e","b":[2]}`
-			if !bytes.Equal(got, []byte(want)) {
-				t.Errorf("replaceValue = %s, want %s", got, want)
-			}
-		}
+func TestWithModelKeepsRest(t *testing.T) {
+	b, err := ParseBody([]byte(`{"a":1, "model" :"pub","b":[2]}`))
+	if err != nil {
+		t.Fatalf("ParseBody: %v", err)
+	}
+	out := b.withModel(`up"stream<>`)
+	got, err := io.ReadAll(out.reader())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"a":1, "model" :"up\"stream\u003c\u003e","b":[2]}`
+	if string(got) != want {
+		t.Errorf("body = %s, want %s", got, want)
+	}
+	if out.len() != len(want) {
+		t.Errorf("len = %d, want %d", out.len(), len(want))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/provider"
+	"github.com/keyturn/keyturn/internal/reread"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -30,6 +31,11 @@ type version struct {
 	// fallbackLogged is the cooldownUntil for which the routing to
 	// AWSPREVIOUS was logged, so that a cooldown logs it once.
 	fallbackLogged atomic.Int64
+	// rejectWarnAfter is when the next warning about a rejected key may be
+	// logged, in Unix nanoseconds, and rejectsUnwarned counts the
+	// rejections since the last warning that were logged only at DEBUG.
+	rejectWarnAfter atomic.Int64
+	rejectsUnwarned atomic.Int64
 }
 
 func (v *version) healthy(now time.Time) bool {
@@ -38,6 +44,14 @@ func (v *version) healthy(now time.Time) bool {
 
 func (v *version) startCooldown(now time.Time, d time.Duration) {
 	v.cooldownUntil.Store(now.Add(d).UnixNano())
+}
+
+// servesPrevious reports whether requests go to previous first at now:
+// current is in a cooldown after a rejected key and previous, which may be
+// nil, is usable and is not. A brand-new key may not work everywhere yet,
+// and the previous key is still valid for its grace period.
+func servesPrevious(current, previous *version, now time.Time) bool {
+	return previous != nil && !current.healthy(now) && previous.healthy(now) && previous.unusable == nil
 }
 
 // secretVersions contains the parsed versions of one secret, keyed by
@@ -49,25 +63,27 @@ type secretVersions struct {
 	// set is read without a lock; mu serializes its replacement.
 	set atomic.Pointer[versionSet]
 	mu  sync.Mutex
-	// refresh bounds the forced refreshes of the secret.
-	refresh refreshGate
+	// refresh runs the forced refreshes of the secret.
+	refresh *reread.Gate[refreshResult]
 	health  healthState
 }
 
 // versionSet is an immutable snapshot of a secret's parsed versions.
 type versionSet struct {
 	// fetched is the Keys.Fetched of the keys that the set was pruned to,
-	// and current is their AWSCURRENT version.
-	fetched time.Time
-	current *version
-	byID    map[string]*version
+	// and current and previous are their AWSCURRENT and AWSPREVIOUS
+	// versions, previous nil when they have none.
+	fetched  time.Time
+	current  *version
+	previous *version
+	byID     map[string]*version
 }
 
 func (p *Proxy) versionsOf(secretID string) *secretVersions {
 	if s, ok := p.secrets.Load(secretID); ok {
 		return s.(*secretVersions)
 	}
-	s, _ := p.secrets.LoadOrStore(secretID, &secretVersions{})
+	s, _ := p.secrets.LoadOrStore(secretID, &secretVersions{refresh: p.newRefreshGate(secretID)})
 	return s.(*secretVersions)
 }
 
@@ -99,7 +115,8 @@ func (p *Proxy) resolve(s *secretVersions, keys keystore.Keys) (current, previou
 	// change nothing, so that the versions of the newest keys keep their
 	// health.
 	if !keys.Fetched.Before(set.fetched) {
-		next := &versionSet{fetched: keys.Fetched, current: current, byID: map[string]*version{current.id: current}}
+		next := &versionSet{fetched: keys.Fetched, current: current, previous: previous,
+			byID: map[string]*version{current.id: current}}
 		if previous != nil {
 			next.byID[previous.id] = previous
 		}
