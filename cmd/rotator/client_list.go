@@ -18,8 +18,10 @@ Usage: rotator client list [--secret ID] [--output text|json]
 
 Lists the router's clients: id, name, when each was added, its rate limit
 (requests per second), burst, monthly quota (requests) and whether it is
-disabled. A dash means no limit, or for the burst the router's default.
-It never shows a key or a key's hash.
+disabled. A dash means no limit. A client with a rate limit and no burst
+of its own gets the router's default burst, the rate limit rounded up
+and at least 1, shown with "(default)". It never shows a key or a key's
+hash.
 
 Example:
   rotator client list
@@ -54,13 +56,16 @@ func (a *app) clientList(ctx context.Context, args []string) error {
 // clientJSON is one client in list's --output json: every field of the
 // client but its hash.
 type clientJSON struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	Created      time.Time `json:"created_at,omitzero"`
-	RPS          float64   `json:"rps"`
-	Burst        int       `json:"burst"`
-	MonthlyQuota int64     `json:"monthly_quota"`
-	Disabled     bool      `json:"disabled"`
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Created time.Time `json:"created_at,omitzero"`
+	RPS     float64   `json:"rps"`
+	Burst   int       `json:"burst"`
+	// EffectiveBurst is the burst the router applies: Burst, or the
+	// default when Burst is 0. It is 0 without a rate limit.
+	EffectiveBurst int   `json:"effective_burst"`
+	MonthlyQuota   int64 `json:"monthly_quota"`
+	Disabled       bool  `json:"disabled"`
 }
 
 type clientListJSON struct {
@@ -76,7 +81,7 @@ func (a *app) printClients(f *clientFlags, snap clientSnapshot) error {
 		for _, c := range snap.list.Clients {
 			out.Clients = append(out.Clients, clientJSON{
 				ID: c.ID, Name: c.Name, Created: c.Created, RPS: c.RPS, Burst: c.Burst,
-				MonthlyQuota: c.MonthlyQuota, Disabled: c.Disabled,
+				EffectiveBurst: c.EffectiveBurst(), MonthlyQuota: c.MonthlyQuota, Disabled: c.Disabled,
 			})
 		}
 		return a.writeJSON(out)
@@ -107,12 +112,25 @@ func (a *app) printClientTable(clients []clientkeys.Client) error {
 			rps = strconv.FormatFloat(c.RPS, 'g', -1, 64)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, orDash(c.Name), formatTime(c.Created), rps,
-			countOrDash(int64(c.Burst)), countOrDash(c.MonthlyQuota), disabled)
+			burstText(c), countOrDash(c.MonthlyQuota), disabled)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write client list: %w", err)
 	}
 	return nil
+}
+
+// burstText is the BURST column: the effective burst, marked when it is
+// the router's default.
+func burstText(c clientkeys.Client) string {
+	b := c.EffectiveBurst()
+	switch {
+	case b == 0:
+		return "-"
+	case c.Burst == 0:
+		return strconv.Itoa(b) + " (default)"
+	}
+	return strconv.Itoa(b)
 }
 
 func orDash(s string) string {

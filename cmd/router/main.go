@@ -8,6 +8,10 @@
 // the requests in flight have finished), 1 error, 2 usage error, 128 plus
 // the signal number (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP) when
 // a signal stopped it before the requests in flight had finished.
+//
+// NOTE: the router runs only as a long-lived HTTP server. Running it as a
+// Lambda function behind a Function URL, with the cache's SyncPastExpiry
+// set, is not built yet.
 package main
 
 import (

@@ -29,6 +29,9 @@ const (
 	idleTimeout       = 2 * time.Minute
 	// warmTimeout bounds the first read of each secret at start.
 	warmTimeout = 5 * time.Second
+	// cutDrain bounds the wait for the handlers of the requests that a
+	// shutdown cut.
+	cutDrain = 2 * time.Second
 )
 
 // serve listens, opens the store, builds the cache and the router, and
@@ -73,7 +76,7 @@ func serve(ctx context.Context, set settings, f flags, stdout, stderr io.Writer)
 	}
 	warm(ctx, handler)
 	announce(listeners, cfg, stdout, logger)
-	return serveUntilDone(ctx, listeners, f.shutdownTimeout, logger)
+	return serveUntilDone(ctx, listeners, handler, f.shutdownTimeout, logger)
 }
 
 // announce prints the addresses served and logs the start, with a warning
@@ -174,7 +177,16 @@ func warm(ctx context.Context, handler *router.Server) {
 // serveUntilDone serves on every listener until ctx is cancelled, then
 // shuts down: no new connections, and up to timeout for the requests in
 // flight. A listener that fails stops them all.
-func serveUntilDone(ctx context.Context, listeners []listener, timeout time.Duration, logger *slog.Logger) error {
+//
+// No server sets ReadTimeout: its deadline would stay on the connection
+// while a stream is answered and cancel the stream. The router bounds the
+// read of each request body itself.
+func serveUntilDone(ctx context.Context, listeners []listener, handler *router.Server, timeout time.Duration, logger *slog.Logger) error {
+	// base is the context of every request; cancelling it with
+	// router.ErrShutdown cuts the requests still in flight at the end of
+	// the shutdown, and their access log lines say so.
+	base, cut := context.WithCancelCause(context.Background())
+	defer cut(nil)
 	servers := make([]*http.Server, len(listeners))
 	served := make(chan error, len(listeners))
 	for i, l := range listeners {
@@ -183,6 +195,7 @@ func serveUntilDone(ctx context.Context, listeners []listener, timeout time.Dura
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return base },
 		}
 		go func() { served <- servers[i].Serve(l.ln) }()
 	}
@@ -195,7 +208,7 @@ func serveUntilDone(ctx context.Context, listeners []listener, timeout time.Dura
 	case <-ctx.Done():
 		logger.Info("stopping: waiting for requests in flight", "timeout", timeout.String(), "cause", context.Cause(ctx).Error())
 	}
-	if err := shutdown(servers, timeout, logger); err != nil {
+	if err := shutdown(servers, handler, cut, timeout, logger); err != nil {
 		return err
 	}
 	if serveErr != nil {
@@ -206,22 +219,48 @@ func serveUntilDone(ctx context.Context, listeners []listener, timeout time.Dura
 }
 
 // shutdown stops every server, giving the requests in flight up to
-// timeout in all.
-func shutdown(servers []*http.Server, timeout time.Duration, logger *slog.Logger) error {
+// timeout in all. The requests still in flight then are cut: cut cancels
+// their context with router.ErrShutdown before the servers close their
+// connections, so that they are logged as cut by the shutdown rather than
+// by their clients.
+func shutdown(servers []*http.Server, handler *router.Server, cut context.CancelCauseFunc, timeout time.Duration, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var cut error
+	var timedOut error
+	cutRequests := 0
 	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil {
+			if timedOut == nil {
+				cutRequests = handler.InFlight()
+				cut(router.ErrShutdown)
+			}
 			_ = srv.Close()
-			cut = err
+			timedOut = err
 		}
 	}
-	if cut != nil {
-		logger.Warn("stopped before every request in flight finished", "timeout", timeout.String(), "error", cut)
+	if timedOut != nil {
+		waitHandlers(handler)
+		logger.Warn("stopped before every request in flight finished: cut "+requestCount(cutRequests),
+			"timeout", timeout.String(), "cut_requests", cutRequests, "error", timedOut)
 		return errInterrupted
 	}
 	return nil
+}
+
+// waitHandlers waits, up to cutDrain, for the handlers of the requests
+// that the shutdown cut to return, so that their access log lines are
+// written before the router exits.
+func waitHandlers(handler *router.Server) {
+	for deadline := time.Now().Add(cutDrain); handler.InFlight() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func requestCount(n int) string {
+	if n == 1 {
+		return "1 request"
+	}
+	return fmt.Sprintf("%d requests", n)
 }
 
 // newLogger logs text lines on a terminal and JSON lines otherwise, for

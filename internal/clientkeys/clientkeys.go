@@ -17,6 +17,7 @@ package clientkeys
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -53,7 +54,8 @@ type Client struct {
 	// no limit.
 	RPS float64 `json:"rps,omitempty"`
 	// Burst is the size of the client's token bucket: how many requests it
-	// may send at once on top of RPS. Zero leaves the size to the router.
+	// may send at once on top of RPS. Zero leaves the size to the router;
+	// see EffectiveBurst.
 	Burst int `json:"burst,omitempty"`
 	// MonthlyQuota is the maximum number of requests in a calendar month;
 	// zero means no quota.
@@ -74,4 +76,16 @@ type List struct {
 
 	// extra holds the top-level fields keyturn does not know, as raw JSON.
 	extra map[string]json.RawMessage
+}
+
+// EffectiveBurst returns the burst the router applies to c: Burst when set,
+// otherwise RPS rounded up and at least 1. It is 0 when c has no rate limit.
+func (c Client) EffectiveBurst() int {
+	switch {
+	case c.RPS <= 0:
+		return 0
+	case c.Burst > 0:
+		return c.Burst
+	}
+	return int(math.Max(1, math.Ceil(c.RPS)))
 }

@@ -68,3 +68,23 @@ func TestNewClientID(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestEffectiveBurst(t *testing.T) {
+	cases := []struct {
+		rps   float64
+		burst int
+		want  int
+	}{
+		{rps: 0, burst: 0, want: 0},
+		{rps: 0, burst: 5, want: 0},
+		{rps: 0.5, burst: 0, want: 1},
+		{rps: 2.5, burst: 0, want: 3},
+		{rps: 5, burst: 10, want: 10},
+	}
+	for _, c := range cases {
+		got := Client{RPS: c.rps, Burst: c.burst}.EffectiveBurst()
+		if got != c.want {
+			t.Errorf("rps %g, burst %d: EffectiveBurst() = %d, want %d", c.rps, c.burst, got, c.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/clientkeys"
+	"github.com/keyturn/keyturn/internal/reread"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -32,7 +33,7 @@ type authenticator struct {
 	keys     Keys
 	secretID string
 	log      *slog.Logger
-	reread   *rereader
+	reread   *reread.Gate[struct{}]
 
 	// set is the parsed list of the last version seen; a request parses
 	// the list again only when the cache serves a new version.
@@ -44,13 +45,14 @@ func newAuthenticator(keys Keys, secretID string, interval time.Duration, log *s
 	if interval <= 0 {
 		interval = DefaultRereadInterval
 	}
-	read := func(ctx context.Context) {
+	read := func(ctx context.Context) struct{} {
 		// A failed read leaves the cached list in place, and the cache
 		// logs the failure.
 		_, _ = keys.Refresh(ctx, secretID)
+		return struct{}{}
 	}
 	return &authenticator{keys: keys, secretID: secretID, log: log,
-		reread: &rereader{read: read, interval: interval, maxWait: rereadMaxWait}}
+		reread: reread.New(interval, rereadTimeout, read)}
 }
 
 // authError is a request the router rejects before it reaches a provider.
@@ -60,7 +62,18 @@ type authError struct {
 	message string
 	// retryAfter is the Retry-After header of a 429, in seconds.
 	retryAfter int
+	// reason words a 401 for the access log, such as "disabled".
+	reason string
 }
+
+// Reasons of a 401 in the access log.
+const (
+	reasonNoKey      = "no key"
+	reasonBadHeader  = "malformed authorization header"
+	reasonUnknownKey = "unknown key"
+	reasonDisabled   = "disabled"
+	reasonNoClients  = "no clients secret"
+)
 
 func (e *authError) write(w http.ResponseWriter) {
 	if e.status == http.StatusUnauthorized {
@@ -78,11 +91,13 @@ const (
 	codeClientsReadFail = "clients_unavailable"
 )
 
-func unauthorized(code, format string, args ...any) *authError {
-	return &authError{status: http.StatusUnauthorized, code: code, message: fmt.Sprintf(format, args...)}
+func unauthorized(reason, code, format string, args ...any) *authError {
+	return &authError{status: http.StatusUnauthorized, code: code, reason: reason, message: fmt.Sprintf(format, args...)}
 }
 
-// authenticate returns the client whose key r carries.
+// authenticate returns the client whose key r carries. A disabled
+// client's key fails, but its client is returned with the error, for the
+// access log.
 func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (clientkeys.Client, *authError) {
 	key, aerr := presentedKey(r)
 	if aerr != nil {
@@ -93,7 +108,7 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (clie
 		return clientkeys.Client{}, aerr
 	}
 	if c.Disabled {
-		return clientkeys.Client{}, unauthorized(codeInvalidKey,
+		return c, unauthorized(reasonDisabled, codeInvalidKey,
 			"client key of %s (%s) is disabled: ask the router's operator to enable it or to issue a new one", c.Name, c.ID)
 	}
 	return c, nil
@@ -107,17 +122,24 @@ func (a *authenticator) authenticate(ctx context.Context, r *http.Request) (clie
 func (a *authenticator) lookup(ctx context.Context, key string) (clientkeys.Client, *authError) {
 	c, ok, aerr := a.find(ctx, key)
 	unknown := (aerr == nil && !ok) || (aerr != nil && aerr.code == codeClientsMissing)
-	if unknown && strings.HasPrefix(key, clientkeys.Prefix) && a.reread.reread(ctx) {
+	if unknown && strings.HasPrefix(key, clientkeys.Prefix) && a.rereadClients(ctx) {
 		c, ok, aerr = a.find(ctx, key)
 	}
 	if aerr != nil {
 		return clientkeys.Client{}, aerr
 	}
 	if !ok {
-		return clientkeys.Client{}, unauthorized(codeInvalidKey,
+		return clientkeys.Client{}, unauthorized(reasonUnknownKey, codeInvalidKey,
 			"invalid client key: the key is not one of this router's client keys: check the key, or ask the operator for one ('rotator client add NAME')")
 	}
 	return c, nil
+}
+
+// rereadClients waits for a forced read of the clients secret that starts
+// after the call, and reports whether one ended in time.
+func (a *authenticator) rereadClients(ctx context.Context) bool {
+	_, ok := a.reread.Wait(ctx, rereadMaxWait)
+	return ok
 }
 
 // find looks key up in the cached client list.
@@ -137,7 +159,7 @@ func presentedKey(r *http.Request) (string, *authError) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, key, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(key) == "" {
-			return "", unauthorized(codeInvalidKey,
+			return "", unauthorized(reasonBadHeader, codeInvalidKey,
 				"invalid Authorization header: send 'Authorization: Bearer %sYOUR_KEY'", clientkeys.Prefix)
 		}
 		return strings.TrimSpace(key), nil
@@ -145,7 +167,7 @@ func presentedKey(r *http.Request) (string, *authError) {
 	if key := strings.TrimSpace(r.Header.Get("X-Api-Key")); key != "" {
 		return key, nil
 	}
-	return "", unauthorized(codeInvalidKey,
+	return "", unauthorized(reasonNoKey, codeInvalidKey,
 		"missing client key: send 'Authorization: Bearer %sYOUR_KEY'; the router's operator issues keys with 'rotator client add NAME'", clientkeys.Prefix)
 }
 
@@ -199,7 +221,7 @@ func (a *authenticator) parseVersion(v keystore.Version) *clientSet {
 // is checked first: the router cannot tell that the secret is gone.
 func (a *authenticator) readError(err error) *authError {
 	if !errors.Is(err, keystore.ErrUnavailable) && errors.Is(err, keystore.ErrNotFound) {
-		return unauthorized(codeClientsMissing,
+		return unauthorized(reasonNoClients, codeClientsMissing,
 			"this router has no client keys yet: its operator creates one with 'rotator client add NAME' (in secret %s)", a.secretID)
 	}
 	// The cache logs the failed fetch itself, once per fetch rather than

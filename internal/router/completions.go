@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"slices"
+	"time"
 
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/internal/upstream"
@@ -34,46 +37,62 @@ func (s *Server) completions(e upstream.Endpoint) http.Handler {
 		if !ok {
 			return
 		}
-		name, ok := requestModel(w, body)
-		if !ok {
+		parsed, err := upstream.ParseBody(body)
+		if err != nil {
+			upstream.WriteBodyError(w, err)
 			return
 		}
-		route, ok := s.route(w, r, name)
+		route, ok := s.route(w, r, parsed.Model())
 		if !ok {
 			return
 		}
 		if !s.checkProviderSecret(w, r, route.Provider) {
 			return
 		}
-		if aerr := s.limits.takeQuota(client); aerr != nil {
+		month, aerr := s.limits.takeQuota(client)
+		if aerr != nil {
 			aerr.write(w)
 			return
 		}
 		s.proxy.Serve(w, r, upstream.Request{
-			Endpoint: e, SecretID: s.cfg.Providers[route.Provider].Secret, Model: route.Model, Body: body,
+			Endpoint: e, SecretID: s.cfg.Providers[route.Provider].Secret, Model: route.Model, Body: parsed,
 		})
+		// The quota counts requests that reached the provider. It is
+		// taken before and given back after, rather than counted after,
+		// so that concurrent requests cannot overrun it.
+		if o := requestInfoFrom(r).outcome; o == nil || !o.Upstream {
+			s.limits.refundQuota(client, month)
+		}
 	})
 }
 
 // checkClient authenticates r and applies the client's rate limit. On
 // failure it writes the error response and returns false.
 func (s *Server) checkClient(w http.ResponseWriter, r *http.Request) (clientkeys.Client, bool) {
+	info := requestInfoFrom(r)
 	c, aerr := s.auth.authenticate(r.Context(), r)
+	info.client = c
 	if aerr == nil {
-		requestInfoFrom(r).client = c
 		aerr = s.limits.allow(c)
 	}
 	if aerr != nil {
+		info.authFailure = aerr.reason
 		aerr.write(w)
 		return clientkeys.Client{}, false
 	}
 	return c, true
 }
 
+// readBody reads the request body, at most max_request_bytes of it, within
+// the body read timeout.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxRequestBytes))
+	body, err := s.readWithDeadline(w, r)
 	var tooLarge *http.MaxBytesError
 	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		writeError(w, http.StatusRequestTimeout, "request_timeout",
+			fmt.Sprintf("the request body did not arrive within %s: send the whole body without pausing", s.bodyTimeout))
+		return nil, false
 	case errors.As(err, &tooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large",
 			fmt.Sprintf("request body is larger than this router's limit of %d bytes (max_request_bytes)", tooLarge.Limit))
@@ -82,24 +101,51 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		writeError(w, http.StatusBadRequest, "invalid_request_body", "reading the request body failed: "+err.Error())
 		return nil, false
 	}
+	requestInfoFrom(r).bodyRead = true
 	return body, true
 }
 
-// requestModel returns the body's "model" member, parsed by the rules
-// that the upstream request applies, so that a body the router routes is
-// never one that upstream.Serve rejects: the name matches exactly and
-// appears once.
-func requestModel(w http.ResponseWriter, body []byte) (string, bool) {
-	name, err := upstream.ModelOf(body)
-	if err == nil {
-		return name, true
+// readWithDeadline reads the body with a read deadline on the connection,
+// and clears the deadline after: net/http reads on in the background
+// while the response is written, to notice a client that goes away, and
+// a deadline left in place would cancel a long stream.
+func (s *Server) readWithDeadline(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	// A writer without deadlines, such as a test's recorder, reads
+	// without one.
+	if err := rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)); err == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
-	code := "invalid_request_body"
-	if errors.Is(err, upstream.ErrNoModel) {
-		code = "missing_model"
+	limit := s.cfg.MaxRequestBytes
+	return readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)
+}
+
+// readAll reads r to its end. When the request declares its length
+// (contentLength, -1 when unknown) it allocates the buffer once, where
+// io.ReadAll would grow it step by step and allocate about twice the
+// body's size. The declared length sizes the buffer only up to limit,
+// which r enforces.
+func readAll(r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength < 0 {
+		return io.ReadAll(r)
 	}
-	writeError(w, http.StatusBadRequest, code, err.Error())
-	return "", false
+	// One byte more, so that the read that finds the end needs no growth.
+	buf := make([]byte, 0, min(contentLength, limit)+1)
+	for {
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+		if len(buf) == cap(buf) {
+			// The body is longer than declared, which net/http's server
+			// never lets through: double the buffer, as io.ReadAll does.
+			buf = slices.Grow(buf, len(buf))
+		}
+	}
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request, name string) (ModelRoute, bool) {

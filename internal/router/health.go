@@ -47,7 +47,8 @@ type secretHealth struct {
 // refuses), or when the last request that used it found no key that the
 // provider accepts. A clients secret that does not exist yet is healthy,
 // since the router then rejects every client as designed, but one that
-// cannot be read or does not parse is not.
+// cannot be read or does not parse is not. A provider secret served with
+// AWSPREVIOUS is healthy, with phraseServingPrevious.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if !allowMethod(w, r, http.MethodGet, http.MethodHead) {
 		return
@@ -91,6 +92,10 @@ func (s *Server) providerHealth(ctx context.Context, name string) secretHealth {
 			h.OK, h.Error = false, phraseNoWorkingKey
 			err = fmt.Errorf("the provider rejected every key of secret %q that the last request tried: "+
 				"check the key at the provider, or rotate it with 'rotator rotate-now %s'", id, id)
+		case ph.ServingPrevious:
+			// The requests still succeed, but only until AWSPREVIOUS
+			// expires.
+			h.Error = phraseServingPrevious
 		}
 	}
 	s.health.record(h, err)
@@ -147,6 +152,10 @@ const (
 	// phraseNoWorkingKey is a provider secret whose keys the provider
 	// rejected on the last request that used it.
 	phraseNoWorkingKey = "provider rejected every key"
+	// phraseServingPrevious is a healthy provider secret whose last
+	// request was served with the AWSPREVIOUS key, because the provider
+	// refuses the AWSCURRENT one.
+	phraseServingPrevious = "serving AWSPREVIOUS: the provider refuses the AWSCURRENT key"
 )
 
 // healthPhrase returns the fixed phrase that /healthz shows for err. The

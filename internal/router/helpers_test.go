@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -78,6 +79,10 @@ type envOptions struct {
 	noLoopback bool
 	// cacheNow is the cache's clock; nil is time.Now.
 	cacheNow func() time.Time
+	// bodyReadTimeout is Options.BodyReadTimeout.
+	bodyReadTimeout time.Duration
+	// baseContext, if set, is the HTTP server's BaseContext.
+	baseContext context.Context
 }
 
 func newTestEnv(t *testing.T, opts envOptions) *testEnv {
@@ -123,14 +128,18 @@ models:
 		opts.config(&cfg)
 	}
 	e.server, err = New(Options{Config: cfg, Keys: cache, Policy: provider.NewPolicy(nil, !opts.noLoopback), Logger: logger, Now: opts.now,
-		RereadInterval: opts.rereadInterval, Store: st})
+		RereadInterval: opts.rereadInterval, Store: st, BodyReadTimeout: opts.bodyReadTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Cleanups run last first: the canary check runs after the server has
 	// closed, so it reads the log lines of every request.
 	t.Cleanup(e.checkCanaries)
-	e.httpServer = httptest.NewServer(e.server)
+	e.httpServer = httptest.NewUnstartedServer(e.server)
+	if opts.baseContext != nil {
+		e.httpServer.Config.BaseContext = func(net.Listener) context.Context { return opts.baseContext }
+	}
+	e.httpServer.Start()
 	t.Cleanup(e.httpServer.Close)
 	e.url = e.httpServer.URL
 	return e
@@ -149,10 +158,17 @@ func (e *testEnv) serverLogs() string {
 // secret on first use, and returns the version id.
 func (e *testEnv) putKey(secret, key string) string {
 	e.t.Helper()
+	return e.putProviderKey(secret, "openai", fakeprovider.OpenAIPrefix, key)
+}
+
+// putProviderKey is putKey for the stand-in provider's adapter name and
+// its path prefix, such as "anthropic" and fakeprovider.AnthropicPrefix.
+func (e *testEnv) putProviderKey(secret, adapter, prefix, key string) string {
+	e.t.Helper()
 	v := keystore.Value{
 		APIKey:    keystore.NewSecret(key),
 		CreatedAt: time.Now().UTC(),
-		Settings:  keystore.Settings{Provider: "openai", BaseURL: e.fakeURL + fakeprovider.OpenAIPrefix},
+		Settings:  keystore.Settings{Provider: adapter, BaseURL: e.fakeURL + prefix},
 	}
 	enc, err := v.Encode()
 	if err != nil {

@@ -39,14 +39,24 @@ func serveNotFound(w http.ResponseWriter, r *http.Request) {
 // requestInfo collects what the access log line of a request reports.
 // Handlers fill it in as they learn it.
 type requestInfo struct {
-	client   clientkeys.Client
-	model    string
-	provider string
-	secret   string
+	// id is the router's id of the request.
+	id string
+	// upstreamID is the provider's id of the request, from its
+	// x-request-id or request-id header, or "".
+	upstreamID string
+	// bodyRead reports whether the request body was read to its end.
+	bodyRead bool
+	// authFailure is why the request's client key was rejected, or "".
+	authFailure string
+	client      clientkeys.Client
+	model       string
+	provider    string
+	secret      string
 	// outcome is what the upstream call reported, or nil.
 	outcome *upstream.Outcome
 	// aborted is the reason the response was cut short: "client_closed",
-	// "upstream_broke" or "panic". It is "" for a complete response.
+	// "shutdown", "upstream_broke" or "panic". It is "" for a complete
+	// response.
 	aborted string
 }
 
@@ -67,9 +77,14 @@ func (s *Server) logRequest(r *http.Request, status int, info *requestInfo, d ti
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("duration", d),
+		slog.String("request_id", info.id),
+		slog.String("remote_addr", r.RemoteAddr),
 	}
 	if info.client.ID != "" {
 		attrs = append(attrs, slog.String("client_id", info.client.ID), slog.String("client", info.client.Name))
+	}
+	if info.authFailure != "" {
+		attrs = append(attrs, slog.String("reason", info.authFailure))
 	}
 	if info.model != "" {
 		attrs = append(attrs, slog.String("model", info.model))
@@ -82,6 +97,9 @@ func (s *Server) logRequest(r *http.Request, status int, info *requestInfo, d ti
 		if o.Rejected > 0 {
 			attrs = append(attrs, slog.Int("rejected", o.Rejected))
 		}
+	}
+	if info.upstreamID != "" {
+		attrs = append(attrs, slog.String("upstream_request_id", info.upstreamID))
 	}
 	level := slog.LevelInfo
 	if info.aborted != "" {

@@ -59,10 +59,7 @@ func (l *clientLimits) allow(c clientkeys.Client) *authError {
 // limiter returns c's limiter, following c's current rps and burst, which
 // may change with each version of the clients secret. l.mu is held.
 func (l *clientLimits) limiter(c clientkeys.Client, now time.Time) *rate.Limiter {
-	burst := c.Burst
-	if burst <= 0 {
-		burst = int(math.Max(1, math.Ceil(c.RPS)))
-	}
+	burst := c.EffectiveBurst()
 	st := l.stateLocked(c.ID)
 	if st.limiter == nil {
 		st.limiter = rate.NewLimiter(rate.Limit(c.RPS), burst)
@@ -87,13 +84,15 @@ func (l *clientLimits) stateLocked(id string) *clientState {
 }
 
 // takeQuota counts one upstream request against c's monthly quota, or
-// returns a 429 once the calendar month's quota (UTC) is used up.
+// returns a 429 once the calendar month's quota (UTC) is used up. It
+// returns the month it counted the request in, for refundQuota, or "" if
+// c has no quota.
 //
-// NOTE: the quota counts requests, not tokens, and restarts from zero
-// when the router restarts.
-func (l *clientLimits) takeQuota(c clientkeys.Client) *authError {
+// NOTE: the quota counts requests, not tokens, in this router instance's
+// memory: it restarts from zero when the router restarts.
+func (l *clientLimits) takeQuota(c clientkeys.Client) (string, *authError) {
 	if c.MonthlyQuota <= 0 {
-		return nil
+		return "", nil
 	}
 	now := l.now().UTC()
 	month := now.Format("2006-01")
@@ -105,12 +104,25 @@ func (l *clientLimits) takeQuota(c clientkeys.Client) *authError {
 	}
 	if st.used >= c.MonthlyQuota {
 		next := time.Date(now.Year(), now.Month()+1, 1, 0, 0, 0, 0, time.UTC)
-		// No Retry-After: SDKs would retry within seconds, and OpenAI sends
-		// none with insufficient_quota either.
-		return &authError{status: http.StatusTooManyRequests, code: "insufficient_quota",
+		return "", &authError{status: http.StatusTooManyRequests, code: "insufficient_quota",
+			retryAfter: int(math.Ceil(next.Sub(now).Seconds())),
 			message: fmt.Sprintf("client %s (%s) has used its monthly quota of %d requests for %s: it resets on %s UTC",
 				c.Name, c.ID, c.MonthlyQuota, month, next.Format("2006-01-02"))}
 	}
 	st.used++
-	return nil
+	return month, nil
+}
+
+// refundQuota gives back a request that takeQuota counted in month and
+// that never reached the provider. A month that has ended since is left
+// alone: its count no longer applies.
+func (l *clientLimits) refundQuota(c clientkeys.Client, month string) {
+	if month == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st := l.clients[c.ID]; st != nil && st.month == month && st.used > 0 {
+		st.used--
+	}
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	requests   *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	upstream   *prometheus.CounterVec
+	local      *prometheus.CounterVec
 	rejections *prometheus.CounterVec
 	fallbacks  *prometheus.CounterVec
 }
@@ -40,8 +41,12 @@ func newMetrics(keys Keys, secrets []string) *metrics {
 		}, []string{"endpoint"}),
 		upstream: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyturn_router_upstream_requests_total",
-			Help: "Requests sent upstream by secret, stage of the key used and status sent to the client.",
+			Help: "Attempts sent upstream (a retried client request makes two) by secret, stage of the final attempt's key and status sent to the client.",
 		}, []string{"secret", "stage", "status"}),
+		local: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keyturn_router_local_responses_total",
+			Help: "Requests for a provider secret that the router answered itself without reaching the provider, by secret and status sent to the client.",
+		}, []string{"secret", "status"}),
 		rejections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keyturn_router_upstream_key_rejections_total",
 			Help: "Upstream attempts whose key the provider rejected, whether or not another version was left to retry with.",
@@ -51,7 +56,7 @@ func newMetrics(keys Keys, secrets []string) *metrics {
 			Help: "Client requests served with the AWSPREVIOUS key, because the current key was rejected or cooling down.",
 		}, []string{"secret"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.upstream, m.rejections, m.fallbacks,
+	m.registry.MustRegister(m.requests, m.duration, m.upstream, m.local, m.rejections, m.fallbacks,
 		&cacheCollector{keys: keys, secrets: secrets},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -66,8 +71,16 @@ func (m *metrics) observeRequest(endpoint string, status int, provider string, d
 	m.duration.WithLabelValues(endpoint).Observe(d.Seconds())
 }
 
+// observeOutcome counts one proxied request. A response the router sent
+// itself, such as a 502 for a secret without a value, goes to a counter of
+// its own. Counted as an upstream request, it would make the provider look
+// as if it failed when the router never called it.
 func (m *metrics) observeOutcome(o upstream.Outcome) {
-	m.upstream.WithLabelValues(o.SecretID, o.Stage, strconv.Itoa(o.Status)).Inc()
+	if !o.Upstream {
+		m.local.WithLabelValues(o.SecretID, strconv.Itoa(o.Status)).Inc()
+		return
+	}
+	m.upstream.WithLabelValues(o.SecretID, o.Stage, strconv.Itoa(o.Status)).Add(float64(o.Attempts))
 	if o.Rejected > 0 {
 		m.rejections.WithLabelValues(o.SecretID).Add(float64(o.Rejected))
 	}

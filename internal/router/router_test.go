@@ -372,6 +372,28 @@ func TestMetricsVersionFollowsRotation(t *testing.T) {
 	}
 }
 
+// TestMetricsLocalAnswerNotUpstream checks that a 502 the router gives
+// itself, for a secret that has no version, is not counted as a request
+// sent to the provider.
+func TestMetricsLocalAnswerNotUpstream(t *testing.T) {
+	e := newTestEnv(t, envOptions{config: func(c *Config) {
+		c.Providers["other"] = ProviderConfig{Secret: "keyturn/empty"}
+		c.Models["other-model"] = ModelRoute{Provider: "other", Model: "gpt-4o"}
+	}})
+	if _, err := e.store.Create(t.Context(), keystore.CreateInput{SecretID: "keyturn/empty"}); err != nil {
+		t.Fatal(err)
+	}
+	assertStatus(t, e.chat("other-model"), http.StatusBadGateway)
+	m := e.scrape()
+	if strings.Contains(m, `keyturn_router_upstream_requests_total{secret="keyturn/empty"`) {
+		t.Errorf("a local answer is counted as an upstream request:\n%s", m)
+	}
+	assertContains(t, "metrics", m, `keyturn_router_local_responses_total{secret="keyturn/empty",status="502"} 1`)
+
+	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
+	assertContains(t, "metrics", e.scrape(), `keyturn_router_upstream_requests_total{secret="keyturn/openai",stage="AWSCURRENT",status="200"} 1`)
+}
+
 func TestClientKeyNotForwarded(t *testing.T) {
 	e := newTestEnv(t, envOptions{})
 	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
@@ -418,8 +440,11 @@ func TestModelParsedExactly(t *testing.T) {
 	tests := []struct {
 		body, code, message string
 	}{
-		{`{"MODEL":"gpt-4o","messages":[]}`, "missing_model", `no \"model\" member`},
-		{`{"Model":"gpt-4o","messages":[]}`, "missing_model", `no \"model\" member`},
+		// A relay that decodes JSON without regard to case would read
+		// these as the model.
+		{`{"MODEL":"gpt-4o","messages":[]}`, "invalid_request_body", `\"MODEL\"`},
+		{`{"Model":"gpt-4o","messages":[]}`, "invalid_request_body", `\"Model\"`},
+		{`{"model":"gpt-4o","MODEL":"gpt-9","messages":[]}`, "invalid_request_body", `\"MODEL\"`},
 		{`{"model":"gpt-4o","model":"gpt-9","messages":[]}`, "invalid_request_body", `more than one \"model\" member`},
 		{`{"model":"gpt-9","model":"gpt-4o","messages":[]}`, "invalid_request_body", `more than one \"model\" member`},
 	}

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyturn/keyturn/internal/provider"
@@ -55,7 +56,23 @@ type Options struct {
 	// secret that unknown client keys force. Zero is
 	// DefaultRereadInterval.
 	RereadInterval time.Duration
+	// BodyReadTimeout bounds the read of each request body. Zero is
+	// DefaultBodyReadTimeout.
+	BodyReadTimeout time.Duration
 }
+
+// DefaultBodyReadTimeout is how long the router waits for a request body
+// to arrive in full. The server cannot bound it with
+// http.Server.ReadTimeout, whose deadline would stay on the connection
+// while a stream is being answered and cancel it; the router sets a
+// deadline of its own for the body alone.
+const DefaultBodyReadTimeout = time.Minute
+
+// ErrShutdown is the cause with which the owner of the http.Server cancels
+// the requests' base context (http.Server.BaseContext) when it stops before
+// every request has finished, so that their access log lines say
+// aborted=shutdown rather than client_closed.
+var ErrShutdown = errors.New("the router is shutting down")
 
 // Server is the router's HTTP handler. It is safe for concurrent use.
 type Server struct {
@@ -70,6 +87,10 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	mux     *http.ServeMux
+	// bodyTimeout bounds the read of each request body.
+	bodyTimeout time.Duration
+	// inFlight counts the requests being served.
+	inFlight atomic.Int64
 	// models is the encoded GET /v1/models response, fixed at start.
 	models []byte
 }
@@ -80,7 +101,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Keys == nil {
 		return nil, errors.New("router: no key source: pass the keystore cache as Options.Keys")
 	}
-	s := &Server{cfg: opts.Config, keys: opts.Keys, log: opts.Logger, now: opts.Now}
+	s := &Server{cfg: opts.Config, keys: opts.Keys, log: opts.Logger, now: opts.Now, bodyTimeout: opts.BodyReadTimeout}
+	if s.bodyTimeout <= 0 {
+		s.bodyTimeout = DefaultBodyReadTimeout
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -149,15 +173,24 @@ func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 // and panics again, so that net/http still closes the connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
-	info := &requestInfo{}
-	rec := &upstream.StatusRecorder{ResponseWriter: w}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	info := &requestInfo{id: newRequestID()}
+	rec := &upstream.StatusRecorder{ResponseWriter: &headerWriter{ResponseWriter: w, r: r, info: info}}
 	r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
 	defer func() {
 		p := recover()
-		if p != nil {
-			info.aborted = abortReason(r, p)
+		if r.ContentLength != 0 && !info.bodyRead {
+			dropUnreadBody(w)
 		}
 		status := rec.Status(r)
+		switch {
+		case p != nil:
+			info.aborted = abortReason(r, p)
+		case status == upstream.StatusClientClosed && errors.Is(context.Cause(r.Context()), ErrShutdown):
+			// Cut before the provider answered.
+			info.aborted = "shutdown"
+		}
 		d := s.now().Sub(start)
 		s.metrics.observeRequest(endpointLabel(r.URL.Path), status, info.provider, d)
 		s.logRequest(r, status, info, d)
@@ -175,11 +208,17 @@ func abortReason(r *http.Request, p any) string {
 	switch {
 	case p != http.ErrAbortHandler:
 		return "panic"
+	case errors.Is(context.Cause(r.Context()), ErrShutdown):
+		return "shutdown"
 	case r.Context().Err() != nil:
 		return "client_closed"
 	}
 	return "upstream_broke"
 }
+
+// InFlight returns the number of requests being served, so that a
+// shutdown that cuts them can say how many it cut.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
 // endpointLabel keeps the requests metric's endpoint label to the paths
 // the router serves, whatever paths clients send.
