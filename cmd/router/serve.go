@@ -220,9 +220,11 @@ func serveUntilDone(ctx context.Context, listeners []listener, handler *router.S
 
 // shutdown stops every server, giving the requests in flight up to
 // timeout in all. The requests still in flight then are cut: cut cancels
-// their context with router.ErrShutdown before the servers close their
-// connections, so that they are logged as cut by the shutdown rather than
-// by their clients.
+// their context with router.ErrShutdown, and the servers close their
+// connections only once those handlers have returned or cutDrain has
+// passed. So a cut request is logged as cut by the shutdown rather than
+// by its client, and one that had no answer yet gets a 503, not a closed
+// connection.
 func shutdown(servers []*http.Server, handler *router.Server, cut context.CancelCauseFunc, timeout time.Duration, logger *slog.Logger) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -233,13 +235,13 @@ func shutdown(servers []*http.Server, handler *router.Server, cut context.Cancel
 			if timedOut == nil {
 				cutRequests = handler.InFlight()
 				cut(router.ErrShutdown)
+				waitHandlers(handler)
 			}
 			_ = srv.Close()
 			timedOut = err
 		}
 	}
 	if timedOut != nil {
-		waitHandlers(handler)
 		logger.Warn("stopped before every request in flight finished: cut "+requestCount(cutRequests),
 			"timeout", timeout.String(), "cut_requests", cutRequests, "error", timedOut)
 		return errInterrupted

@@ -188,8 +188,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case p != nil:
 			info.aborted = abortReason(r, p)
 		case status == upstream.StatusClientClosed && errors.Is(context.Cause(r.Context()), ErrShutdown):
-			// Cut before the provider answered.
+			// Cut before the provider answered, so nothing was written:
+			// without an error net/http would send an empty 200.
 			info.aborted = "shutdown"
+			rec.Header().Set("Connection", "close")
+			upstream.WriteError(rec, http.StatusServiceUnavailable, "shutting_down",
+				"the router is shutting down and stopped this request before the provider answered: retry it")
+			status = http.StatusServiceUnavailable
 		}
 		d := s.now().Sub(start)
 		s.metrics.observeRequest(endpointLabel(r.URL.Path), status, info.provider, d)

@@ -323,3 +323,36 @@ func TestRejectionWarnedOncePerCooldown(t *testing.T) {
 		t.Errorf("the repeat does not name version %s", version)
 	}
 }
+
+func TestPreviousCooldownEndsOnSuccess(t *testing.T) {
+	e := newEnv(t)
+	old := e.addSecret(secretID, canary, "openai", e.openaiURL())
+	const next = canary + "-not-yet"
+	e.putCurrent(secretID, next, "openai", e.openaiURL())
+
+	// The provider takes neither key: both versions start a cooldown.
+	e.fake.RevokeKey(canary)
+	if res := e.chat(""); res.status != http.StatusBadGateway {
+		t.Fatalf("with both keys refused: status = %d, want 502: %s", res.status, res.body)
+	}
+	e.outcome()
+
+	// AWSPREVIOUS works again. The request that proves it ends its
+	// cooldown, so the secret is served from AWSPREVIOUS at once.
+	e.fake.AddKey(canary)
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("with AWSPREVIOUS restored: status = %d, want 200: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.VersionID != old || o.Stage != keystore.StagePrevious {
+		t.Errorf("outcome = %+v, want version %s at AWSPREVIOUS", o, old)
+	}
+	if h := e.proxy.Health(secretID); !h.ServingPrevious || !h.OK() {
+		t.Errorf("health = %+v, want OK and serving AWSPREVIOUS", h)
+	}
+	if res := e.chat(""); res.status != http.StatusOK {
+		t.Fatalf("next request: status = %d: %s", res.status, res.body)
+	}
+	if o := e.outcome(); o.Attempts != 1 || o.Stage != keystore.StagePrevious {
+		t.Errorf("next request: outcome = %+v, want one attempt at AWSPREVIOUS", o)
+	}
+}

@@ -177,6 +177,9 @@ func (p *Proxy) record(c *call, a *attempt) {
 		v.startCooldown(now, p.cooldown)
 		c.versions.recordRejected(now)
 	case a.status != 0:
+		// The provider took the key, so any cooldown from an earlier
+		// rejection of this version is over.
+		v.endCooldown()
 		c.versions.recordAccepted()
 	}
 }

@@ -46,6 +46,12 @@ func (v *version) startCooldown(now time.Time, d time.Duration) {
 	v.cooldownUntil.Store(now.Add(d).UnixNano())
 }
 
+func (v *version) endCooldown() {
+	if v.cooldownUntil.Load() != 0 {
+		v.cooldownUntil.Store(0)
+	}
+}
+
 // servesPrevious reports whether requests go to previous first at now:
 // current is in a cooldown after a rejected key and previous, which may be
 // nil, is usable and is not. A brand-new key may not work everywhere yet,
