@@ -66,7 +66,7 @@ type CacheOptions struct {
 	Now func() time.Time
 }
 
-// Keys is what the cache holds for one secret: its AWSCURRENT version and,
+// Keys is the cached state of one secret: its AWSCURRENT version and,
 // if it has one, its AWSPREVIOUS version, read in one fetch. Keys values are
 // shared between readers and must not be modified.
 type Keys struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -212,4 +213,23 @@ func checkClientWrite(ctx context.Context, store keystore.Store, secretID string
 		return clientSnapshot{}, false, err
 	}
 	return clientSnapshot{exists: true, current: written, previous: previous, list: list}, false, nil
+}
+
+// lookupClient returns the client whose id, or else whose name, is arg.
+// No name is another client's id, so at most one client matches.
+func lookupClient(cmd string, f *clientFlags, snap clientSnapshot, arg string) (clientkeys.Client, error) {
+	if !snap.exists {
+		return clientkeys.Client{}, cli.WithCode(exitError, fmt.Errorf("%s: no client %q: the secret %s does not exist, so there are no clients", cmd, arg, f.secretID)).
+			WithHint("check --store and --secret; 'rotator client list%s' shows the clients", f.secretFlag())
+	}
+	clients := snap.list.Clients
+	i := slices.IndexFunc(clients, func(c clientkeys.Client) bool { return c.ID == arg })
+	if i < 0 {
+		i = slices.IndexFunc(clients, func(c clientkeys.Client) bool { return c.Name == arg })
+	}
+	if i < 0 {
+		return clientkeys.Client{}, cli.WithCode(exitError, fmt.Errorf("%s: no client with id or name %q in %s", cmd, arg, f.secretID)).
+			WithHint("see the clients' ids and names with 'rotator client list%s'", f.secretFlag())
+	}
+	return clients[i], nil
 }

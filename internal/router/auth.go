@@ -181,7 +181,7 @@ func (a *authenticator) clients(ctx context.Context) (*clientSet, *authError) {
 	set := a.setFor(keys.Current)
 	if set.err != nil {
 		return nil, &authError{status: http.StatusServiceUnavailable, code: codeClientsReadFail,
-			message: fmt.Sprintf("the router cannot check client keys: its clients secret %s version %s is invalid; the router's log says why",
+			message: fmt.Sprintf("the router cannot check client keys: its clients secret %s version %s is invalid, and the router's log has the cause",
 				a.secretID, set.versionID)}
 	}
 	return set, nil

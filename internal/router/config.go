@@ -82,7 +82,7 @@ type ProviderConfig struct {
 	Secret string
 }
 
-// ModelRoute is where a public model name goes.
+// ModelRoute is the destination of a public model name.
 type ModelRoute struct {
 	// Provider is a key of Config.Providers.
 	Provider string

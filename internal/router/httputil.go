@@ -46,13 +46,13 @@ type requestInfo struct {
 	upstreamID string
 	// bodyRead reports whether the request body was read to its end.
 	bodyRead bool
-	// authFailure is why the request's client key was rejected, or "".
+	// authFailure is the reason the request's client key was rejected, or "".
 	authFailure string
 	client      clientkeys.Client
 	model       string
 	provider    string
 	secret      string
-	// outcome is what the upstream call reported, or nil.
+	// outcome is the upstream call's report, or nil.
 	outcome *upstream.Outcome
 	// aborted is the reason the response was cut short: "client_closed",
 	// "shutdown", "upstream_broke" or "panic". It is "" for a complete
