@@ -219,7 +219,7 @@ func tryEmulator(t *testing.T, invokeAddr, runtimeAddr, handler string, env []st
 	e := &emulator{process: p, URL: "http://" + invokeAddr + smtest.InvocationsPath}
 
 	err := p.waitReady("listening on "+invokeAddr+" and "+runtimeAddr, func() bool {
-		return accepts(invokeAddr) && servesRuntimeAPI(runtimeAddr)
+		return servesInvocations(invokeAddr) && servesRuntimeAPI(runtimeAddr)
 	})
 	if err != nil {
 		p.abandon()
@@ -237,23 +237,33 @@ func accepts(addr string) bool {
 	return true
 }
 
+// servesInvocations reports whether an HTTP server serves addr: the
+// emulator's invocation server returns Go's plain 404 for GET /, a path
+// that, unlike the invocation path, does not start the handler. A bare
+// connection would not do, because a listener that took the port first
+// accepts it while the emulator exits.
+func servesInvocations(addr string) bool {
+	return getReturns("http://"+addr+"/", http.StatusNotFound, "404 page not found")
+}
+
 // servesRuntimeAPI reports whether the emulator's Runtime API serves addr:
 // its ping returns "pong". A bare connection would not show that the port
 // is the emulator's rather than another listener's that took it first.
-//
-// NOTE: the invocation port has no such probe, because every request to it
-// starts the handler. A listener that takes it first makes the emulator
-// exit at once, which waitReady detects unless both probes succeed before
-// the exit. The test then fails at its first invocation.
 func servesRuntimeAPI(addr string) bool {
+	return getReturns("http://"+addr+"/2018-06-01/ping", http.StatusOK, "pong")
+}
+
+// getReturns reports whether a GET of url returns status and, but for
+// surrounding space, body within a second.
+func getReturns(url string, status int, body string) bool {
 	client := http.Client{Timeout: time.Second}
-	resp, err := client.Get("http://" + addr + "/2018-06-01/ping")
+	resp, err := client.Get(url)
 	if err != nil {
 		return false
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return err == nil && resp.StatusCode == http.StatusOK && string(body) == "pong"
+	data, err := io.ReadAll(resp.Body)
+	return err == nil && resp.StatusCode == status && strings.TrimSpace(string(data)) == body
 }
 
 // emulatorDir makes the emulator's working directory. It is not under
