@@ -53,6 +53,11 @@ type Engine struct {
 	// RotateNow rejects a value at or below its own bound. Zero is twice
 	// that bound: 2 × (RotationTimeout + 10s), 10m20s by default.
 	StaleAfter time.Duration
+	// Revoked reports whether a retire entry of secretID is known to be
+	// revoked at the provider. A rotation drops such entries from the retire
+	// list it carries forward, so that the list holds only keys still to
+	// revoke. Nil reports none, and every entry is carried forward.
+	Revoked func(secretID string, r keystore.Retired) bool
 }
 
 // DefaultRotationTimeout is the RotationTimeout of an Engine that sets none.

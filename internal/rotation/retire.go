@@ -17,6 +17,7 @@ import (
 const maxRetired = 100
 
 // boundRetired applies the retire list's policy to the next key's list:
+//   - an entry that Engine.Revoked reports revoked is dropped;
 //   - an entry without a key id whose not_before has passed is dropped with
 //     an INFO log, because nothing can revoke a key by an id it lacks;
 //   - an entry that names the key being promoted is dropped (see
@@ -24,11 +25,16 @@ const maxRetired = 100
 //   - past maxRetired entries, the entries with the oldest not_before are
 //     dropped, each with a WARN log naming its key id.
 //
-// NOTE: keyturn does not revoke retired keys yet, so a key dropped over the
-// cap may still be valid at the provider until an operator revokes it.
+// NOTE: only `rotator dev` revokes retired keys so far (with
+// Engine.RevokeRetired), so elsewhere a key dropped over the cap may still
+// be valid at the provider until an operator revokes it.
 func (c *call) boundRetired(ctx context.Context, retire []keystore.Retired,
 	next keystore.Value, now time.Time) ([]keystore.Retired, error) {
 	retire = slices.DeleteFunc(retire, func(r keystore.Retired) bool {
+		if c.e.Revoked != nil && c.e.Revoked(c.secretID, r) {
+			c.logRetired(ctx, slog.LevelDebug, "dropped a revoked key from the retire list", r)
+			return true
+		}
 		drop := r.KeyID == "" && !now.Before(r.NotBefore)
 		if drop {
 			c.logRetired(ctx, slog.LevelInfo,

@@ -121,6 +121,45 @@ func TestRetireListBounded(t *testing.T) {
 	}
 }
 
+// TestRevokedEntriesDropped checks that a rotation carries forward only
+// the retire entries that Engine.Revoked does not report revoked.
+func TestRevokedEntriesDropped(t *testing.T) {
+	e := newEnv(t)
+	e.prov.AddKey(oldKey)
+	e.prov.AddKey(newKey)
+	retire := []keystore.Retired{
+		{KeyID: "key_revoked", VersionID: "version-revoked", NotBefore: e.now.Add(-time.Hour)},
+		{KeyID: "key_due", VersionID: "version-due", NotBefore: e.now.Add(-time.Hour)},
+		{KeyID: "key_in_grace", VersionID: "version-in-grace", NotBefore: e.now.Add(time.Hour)},
+	}
+	oldVersion := e.addSecretWithRetire("app/openai", retire)
+	var asked []string
+	e.engine.Revoked = func(secretID string, r keystore.Retired) bool {
+		asked = append(asked, secretID+" "+r.KeyID)
+		return r.KeyID == "key_revoked"
+	}
+	_, err := e.engine.Stage(ctxFor(t), "app/openai",
+		keystore.Value{APIKey: keystore.NewSecret(newKey), KeyID: "key_new"}, false)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+
+	if _, err := e.engine.RotateNow(ctxFor(t), "app/openai"); err != nil {
+		t.Fatalf("RotateNow: %v", err)
+	}
+	_, v := e.value("app/openai", keystore.Current())
+	var kept []string
+	for _, r := range v.Retire {
+		kept = append(kept, r.VersionID)
+	}
+	if want := []string{"version-due", "version-in-grace", oldVersion}; !slices.Equal(kept, want) {
+		t.Errorf("retire list keeps versions %v, want %v", kept, want)
+	}
+	if !slices.Contains(asked, "app/openai key_revoked") {
+		t.Errorf("Revoked was asked about %v, want key_revoked of app/openai among them", asked)
+	}
+}
+
 func TestReusedKeyIDStillRetiresOldKey(t *testing.T) {
 	e := newEnv(t)
 	e.prov.AddKey(oldKey)
