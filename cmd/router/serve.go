@@ -22,17 +22,8 @@ import (
 	"github.com/keyturn/keyturn/keystore"
 )
 
-// Timeouts of the HTTP server. There is no write timeout, because a
-// streamed completion may run for minutes.
-const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 2 * time.Minute
-	// warmTimeout bounds the first read of each secret at start.
-	warmTimeout = 5 * time.Second
-	// cutDrain bounds the wait for the handlers of the requests that a
-	// shutdown cut.
-	cutDrain = 2 * time.Second
-)
+// warmTimeout bounds the first read of each secret at start.
+const warmTimeout = 5 * time.Second
 
 // serve listens, opens the store, builds the cache and the router, and
 // serves until ctx is cancelled. It listens first, so that an address in
@@ -68,11 +59,11 @@ func serve(ctx context.Context, set settings, f flags, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	listeners[0].handler = handler
+	listeners[0].Handler = handler
 	if len(listeners) > 1 {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", handler.MetricsHandler())
-		listeners[1].handler = mux
+		listeners[1].Handler = mux
 	}
 	warm(ctx, handler)
 	announce(listeners, cfg, stdout, logger)
@@ -81,13 +72,13 @@ func serve(ctx context.Context, set settings, f flags, stdout, stderr io.Writer)
 
 // announce prints the addresses served and logs the start, with a warning
 // when the router listens on every interface.
-func announce(listeners []listener, cfg router.Config, stdout io.Writer, logger *slog.Logger) {
-	addr := listeners[0].ln.Addr().String()
+func announce(listeners []router.Listener, cfg router.Config, stdout io.Writer, logger *slog.Logger) {
+	addr := listeners[0].Listener.Addr().String()
 	fmt.Fprintf(stdout, "router: listening on http://%s\n", addr)
 	attrs := []any{"listen", addr, "store", cfg.Store.Raw, "models", len(cfg.Models)}
 	if len(listeners) > 1 {
-		fmt.Fprintf(stdout, "router: serving metrics on http://%s/metrics\n", listeners[1].ln.Addr())
-		attrs = append(attrs, "metrics_listen", listeners[1].ln.Addr().String())
+		fmt.Fprintf(stdout, "router: serving metrics on http://%s/metrics\n", listeners[1].Listener.Addr())
+		attrs = append(attrs, "metrics_listen", listeners[1].Listener.Addr().String())
 	}
 	if everyInterface(cfg.Listen) {
 		logger.Warn(exposedWarning(cfg), "listen", cfg.Listen)
@@ -116,22 +107,15 @@ func exposedWarning(cfg router.Config) string {
 		"or firewall it (--listen 127.0.0.1:PORT listens on this host only)"
 }
 
-// listener is an open listen address and the handler it serves, set once
-// the router is built.
-type listener struct {
-	ln      net.Listener
-	handler http.Handler
-}
-
 // listen opens the listen address, and the metrics_listen address when the
 // config sets one.
-func listen(cfg router.Config) ([]listener, error) {
+func listen(cfg router.Config) ([]router.Listener, error) {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, listenError(cfg.Listen, "", err).
 			WithHint("pick another address with --listen HOST:PORT or 'listen:' in the config file")
 	}
-	listeners := []listener{{ln: ln}}
+	listeners := []router.Listener{{Listener: ln}}
 	if cfg.MetricsListen == "" {
 		return listeners, nil
 	}
@@ -141,7 +125,7 @@ func listen(cfg router.Config) ([]listener, error) {
 		return nil, listenError(cfg.MetricsListen, " for metrics", err).
 			WithHint("pick another address with 'metrics_listen:' in the config file, or remove it to serve /metrics on listen")
 	}
-	return append(listeners, listener{ln: metricsLn}), nil
+	return append(listeners, router.Listener{Listener: metricsLn}), nil
 }
 
 // listenError words a failed listen on addr. An address in use gets a
@@ -161,9 +145,9 @@ func listenError(addr, what string, err error) *cli.Error {
 // closeAll closes the listeners that no server took over: after Serve
 // starts, the server's Shutdown closes them, and a second Close is
 // harmless.
-func closeAll(listeners []listener) {
+func closeAll(listeners []router.Listener) {
 	for _, l := range listeners {
-		_ = l.ln.Close()
+		_ = l.Listener.Close()
 	}
 }
 
@@ -174,95 +158,15 @@ func warm(ctx context.Context, handler *router.Server) {
 	handler.Warm(ctx)
 }
 
-// serveUntilDone serves on every listener until ctx is cancelled, then
-// shuts down: no new connections, and up to timeout for the requests in
-// flight. A listener that fails stops them all.
-//
-// No server sets ReadTimeout: its deadline would stay on the connection
-// while a stream is answered and cancel the stream. The router bounds the
-// read of each request body itself.
-func serveUntilDone(ctx context.Context, listeners []listener, handler *router.Server, timeout time.Duration, logger *slog.Logger) error {
-	// base is the context of every request; cancelling it with
-	// router.ErrShutdown cuts the requests still in flight at the end of
-	// the shutdown, and their access log lines say so.
-	base, cut := context.WithCancelCause(context.Background())
-	defer cut(nil)
-	servers := make([]*http.Server, len(listeners))
-	served := make(chan error, len(listeners))
-	for i, l := range listeners {
-		servers[i] = &http.Server{
-			Handler:           l.handler,
-			ReadHeaderTimeout: readHeaderTimeout,
-			IdleTimeout:       idleTimeout,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-			BaseContext:       func(net.Listener) context.Context { return base },
-		}
-		go func() { served <- servers[i].Serve(l.ln) }()
-	}
-
-	var serveErr error
-	select {
-	case err := <-served:
-		serveErr = cli.Errorf("serve: %w", err)
-		logger.Error("a listener failed: stopping", "error", err)
-	case <-ctx.Done():
-		logger.Info("stopping: waiting for requests in flight", "timeout", timeout.String(), "cause", context.Cause(ctx).Error())
-	}
-	if err := shutdown(servers, handler, cut, timeout, logger); err != nil {
-		return err
-	}
-	if serveErr != nil {
-		return serveErr
-	}
-	logger.Info("router stopped")
-	return nil
-}
-
-// shutdown stops every server, giving the requests in flight up to
-// timeout in all. The requests still in flight then are cut: cut cancels
-// their context with router.ErrShutdown, and the servers close their
-// connections only once those handlers have returned or cutDrain has
-// passed. So a cut request is logged as cut by the shutdown rather than
-// by its client, and one that had no answer yet gets a 503, not a closed
-// connection.
-func shutdown(servers []*http.Server, handler *router.Server, cut context.CancelCauseFunc, timeout time.Duration, logger *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var timedOut error
-	cutRequests := 0
-	for _, srv := range servers {
-		if err := srv.Shutdown(ctx); err != nil {
-			if timedOut == nil {
-				cutRequests = handler.InFlight()
-				cut(router.ErrShutdown)
-				waitHandlers(handler)
-			}
-			_ = srv.Close()
-			timedOut = err
-		}
-	}
-	if timedOut != nil {
-		logger.Warn("stopped before every request in flight finished: cut "+requestCount(cutRequests),
-			"timeout", timeout.String(), "cut_requests", cutRequests, "error", timedOut)
+// serveUntilDone serves until ctx is cancelled, as
+// router.ServeUntilDone does, and ends a run whose shutdown cut requests
+// with errInterrupted.
+func serveUntilDone(ctx context.Context, listeners []router.Listener, handler *router.Server, timeout time.Duration, logger *slog.Logger) error {
+	err := router.ServeUntilDone(ctx, listeners, handler, timeout, logger)
+	if errors.Is(err, router.ErrRequestsCut) {
 		return errInterrupted
 	}
-	return nil
-}
-
-// waitHandlers waits, up to cutDrain, for the handlers of the requests
-// that the shutdown cut to return, so that their access log lines are
-// written before the router exits.
-func waitHandlers(handler *router.Server) {
-	for deadline := time.Now().Add(cutDrain); handler.InFlight() > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func requestCount(n int) string {
-	if n == 1 {
-		return "1 request"
-	}
-	return fmt.Sprintf("%d requests", n)
+	return err
 }
 
 // newLogger logs text lines on a terminal and JSON lines otherwise, for
