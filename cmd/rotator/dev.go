@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -20,19 +21,30 @@ import (
 	"github.com/keyturn/keyturn/internal/issuer"
 	"github.com/keyturn/keyturn/internal/provider"
 	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/router"
 	"github.com/keyturn/keyturn/internal/schedule"
 	"github.com/keyturn/keyturn/internal/scheduler"
 	"github.com/keyturn/keyturn/keystore"
 )
 
 const devUsage = `
-Usage: rotator dev [--dir DIR] [--interval 30s] [--listen 127.0.0.1:0] [-v]
+Usage: rotator dev [--dir DIR] [--interval 30s] [--grace 1m]
+                   [--listen 127.0.0.1:0] [--router-listen 127.0.0.1:0] [-v]
 
 Runs a complete local setup: a file store in DIR, a stand-in AI provider on
-a loopback port, and one managed secret, dev/openai, whose keys are minted
-at the stand-in, proven against its OpenAI-shaped API and rotated every
---interval. Each rotation step and outcome is logged to stderr; --verbose
-also logs every request the stand-in serves. Ctrl-C stops it.
+a loopback port, one managed secret, dev/openai, whose keys are minted at
+the stand-in, proven against its OpenAI-shaped API and rotated every
+--interval, and the router in front of the stand-in on another loopback
+port. Each old key is revoked at the stand-in once --grace has passed since
+it was replaced. Each rotation step and outcome is logged to stderr, and so
+are the router's requests (component=router); --verbose also logs every
+request the stand-in serves. Ctrl-C stops it: the router gives the requests
+in flight up to 10s to finish.
+
+Every start adds a router client named "dev" to keyturn/router-clients, in
+place of the previous one, and writes its new key to DIR/client.key (mode
+0600). The banner shows a curl command that reads it from there; the key
+itself is never printed.
 
 The stand-in keeps its keys in memory, so every start mints a fresh key at
 once. An existing DIR is reused: dev/openai is pointed at the new port, and
@@ -57,10 +69,12 @@ const (
 )
 
 type devFlags struct {
-	dir      string
-	interval time.Duration
-	listen   string
-	verbose  bool
+	dir          string
+	interval     time.Duration
+	grace        time.Duration
+	listen       string
+	routerListen string
+	verbose      bool
 }
 
 func (a *app) dev(ctx context.Context, args []string) error {
@@ -68,7 +82,9 @@ func (a *app) dev(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("dev", devUsage)
 	fs.StringVar(&f.dir, "dir", "", "store `DIR` (default $XDG_STATE_HOME/keyturn/dev, or ~/.local/state/keyturn/dev)")
 	fs.DurationVar(&f.interval, "interval", 30*time.Second, "time between rotations, as a Go `DURATION` such as 30s or 5m; at least 1s")
+	fs.DurationVar(&f.grace, "grace", time.Minute, "how long an old key stays valid after it is replaced, as a Go `DURATION` such as 1m; at least 1s")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "IPv4 loopback `ADDRESS` for the stand-in provider, such as 127.0.0.1:8080; port 0 picks a free port")
+	fs.StringVar(&f.routerListen, "router-listen", "127.0.0.1:0", "IPv4 loopback `ADDRESS` for the router, such as 127.0.0.1:8081; port 0 picks a free port")
 	fs.BoolVar(&f.verbose, "verbose", false, "also log each request to the stand-in provider and the store's debug lines")
 	fs.BoolVar(&f.verbose, "v", false, "short for --verbose")
 	positional, err := parseArgs(fs, args)
@@ -89,8 +105,17 @@ func (f *devFlags) check(a *app) error {
 	if f.interval < time.Second {
 		return cli.Usagef("dev: --interval %s is too short: use 1s or more", f.interval)
 	}
-	if err := checkLoopbackAddress(f.listen); err != nil {
+	if f.grace < time.Second {
+		return cli.Usagef("dev: --grace %s is too short: use 1s or more, such as --grace 1m", f.grace)
+	}
+	if err := checkLoopbackAddress("listen", f.listen); err != nil {
 		return err
+	}
+	if err := checkLoopbackAddress("router-listen", f.routerListen); err != nil {
+		return err
+	}
+	if f.listen == f.routerListen && portOf(f.listen) != "0" {
+		return cli.Usagef("dev: --listen and --router-listen are both %s: give the router another port, or 127.0.0.1:0 for a free one", f.listen)
 	}
 	var err error
 	if f.dir == "" {
@@ -106,22 +131,29 @@ func (f *devFlags) check(a *app) error {
 	return nil
 }
 
-// checkLoopbackAddress rejects listen addresses other than an IPv4 loopback
-// address, because the stand-in accepts any key it has minted and must not
-// be reachable from other hosts. IPv6 loopback is rejected too: the
-// stand-in's URL becomes dev/openai's base-url tag, and tag values cannot
-// contain the brackets of an IPv6 URL.
-func checkLoopbackAddress(addr string) error {
+// checkLoopbackAddress rejects a listen address, given with --flag, other
+// than an IPv4 loopback address and a port from 0 to 65535. The stand-in
+// accepts any key it has minted, and the router lets any dev client use
+// it, so neither must be reachable from other hosts. IPv6 loopback is
+// rejected for the stand-in because its URL becomes dev/openai's base-url
+// tag, and tag values cannot contain the brackets of an IPv6 URL; the
+// router follows it so that both flags take the same addresses.
+func checkLoopbackAddress(flag, addr string) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return cli.Usagef("dev: --listen %q: %v: use HOST:PORT such as 127.0.0.1:0", addr, err)
+		return cli.Usagef("dev: --%s %q: %v: use HOST:PORT such as 127.0.0.1:0", flag, addr, err)
+	}
+	if err := router.CheckListen(addr); err != nil {
+		return cli.Usagef("dev: --%s: %v", flag, err)
 	}
 	ip := net.ParseIP(host)
 	switch {
-	case ip != nil && ip.IsLoopback() && ip.To4() == nil:
+	case ip != nil && ip.IsLoopback() && ip.To4() == nil && flag == "listen":
 		return cli.Usagef("dev: --listen %q: an IPv6 address cannot be part of a base-url tag, whose values may not contain [ or ]: use 127.0.0.1:PORT", addr)
+	case ip != nil && ip.IsLoopback() && ip.To4() == nil:
+		return cli.Usagef("dev: --%s %q: dev listens on IPv4 loopback only, as the stand-in must: use 127.0.0.1:PORT", flag, addr)
 	case ip == nil || !ip.IsLoopback():
-		return cli.Usagef("dev: --listen %q is not a loopback address: use 127.0.0.1:PORT", addr)
+		return cli.Usagef("dev: --%s %q is not a loopback address: use 127.0.0.1:PORT", flag, addr)
 	}
 	return nil
 }
@@ -147,17 +179,35 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 		return err
 	}
 	defer stopServer()
-	if err := setUpDevSecrets(ctx, store, standIn, baseURL, f.interval); err != nil {
+	// The router listens before anything is written too, so that a port in
+	// use fails at once. Requests wait in the listen queue until the first
+	// rotation has made a key the stand-in accepts.
+	routerLn, err := listenRouter(f.routerListen)
+	if err != nil {
 		return err
 	}
-	engine := &rotation.Engine{
+	defer routerLn.Close()
+	if err := setUpDevSecrets(ctx, store, standIn, baseURL, f); err != nil {
+		return err
+	}
+	keyFile, err := a.issueDevClient(ctx, store, f.dir)
+	if err != nil {
+		return err
+	}
+
+	a.printDevBanner(f, baseURL, "http://"+routerLn.Addr().String(), keyFile)
+	return a.rotateDev(ctx, f, store, newDevEngine(store, baseURL, logger), routerLn, logger)
+}
+
+// newDevEngine returns the engine that mints dev's keys at the stand-in
+// at baseURL and proves them there.
+func newDevEngine(store keystore.Store, baseURL string, logger *slog.Logger) *rotation.Engine {
+	return &rotation.Engine{
 		Store:   store,
 		Checker: provider.New(provider.Options{Policy: provider.NewPolicy(nil, true)}),
 		Issuers: map[string]issuer.Issuer{issuer.DevName: issuer.NewDev(baseURL+"/openrouter/api/v1", &http.Client{Timeout: 10 * time.Second})},
 		Logger:  logger,
 	}
-	a.printDevBanner(f, baseURL)
-	return a.rotateDev(ctx, f, store, engine, logger)
 }
 
 // devLoggers returns dev's logger and the stand-in's. Without verbose, dev
@@ -173,8 +223,11 @@ func (a *app) devLoggers(verbose bool) (dev, standIn *slog.Logger) {
 }
 
 // rotateDev rotates once at start, since the stand-in has forgotten the
-// keys of any earlier run, then on the dev interval until ctx ends.
-func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, engine *rotation.Engine, logger *slog.Logger) error {
+// keys of any earlier run. It then serves the router on routerLn, rotates
+// on the dev interval and revokes each retired key once its grace has
+// passed, until ctx ends or the router fails.
+func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, engine *rotation.Engine,
+	routerLn net.Listener, logger *slog.Logger) error {
 	res, err := engine.RotateNow(ctx, devSecretID)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -184,11 +237,37 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 			WithHint("the log lines above show the failing step")
 	}
 	logger.Info("rotation promoted", "secret_id", devSecretID, "version_id", res.VersionID)
+	retirer := newDevRetirer(engine, logger)
+	retirer.skipEarlierRuns(ctx, store)
+	// Set before the scheduler and the retirer start, which read it.
+	engine.Revoked = retirer.revoked
+
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	routerDone, err := startDevRouter(runCtx, stop, store, f.interval, routerLn, logger)
+	if err != nil {
+		return err
+	}
 	if a.devReady != nil {
 		a.devReady(f.dir)
 	}
+	retired := make(chan struct{})
+	go func() {
+		defer close(retired)
+		retirer.run(runCtx)
+	}()
+
+	schedErr := a.scheduleDev(runCtx, f, store, retiringRotator{Engine: engine, rotated: retirer.notify}, logger)
+	stop(schedErr)
+	routerErr := <-routerDone
+	<-retired
+	return cmp.Or(schedErr, routerErr)
+}
+
+// scheduleDev rotates dev/openai every dev interval until ctx ends.
+func (a *app) scheduleDev(ctx context.Context, f *devFlags, store keystore.Store, rotator scheduler.Rotator, logger *slog.Logger) error {
 	sched := &scheduler.Scheduler{
-		Store: store, Rotator: engine, Logger: logger, Clock: a.clock,
+		Store: store, Rotator: rotator, Logger: logger, Clock: a.clock,
 		// Other secrets of an existing directory are left alone.
 		Only:        func(d keystore.Description) bool { return d.SecretID == devSecretID },
 		ScheduleFor: func(keystore.Description) (*schedule.Schedule, error) { return schedule.Every(f.interval), nil },
@@ -220,9 +299,9 @@ func serveStandIn(addr string, p *fakeprovider.Provider) (string, func(), error)
 }
 
 // setUpDevSecrets registers a fresh management key at the stand-in, stores
-// it in dev/issuer, and creates dev/openai or points it at baseURL. It
-// records interval in devIntervalTag.
-func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakeprovider.Provider, baseURL string, interval time.Duration) error {
+// it in dev/issuer, and creates dev/openai or points it at baseURL with
+// the grace of the flags. It records the interval in devIntervalTag.
+func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakeprovider.Provider, baseURL string, f *devFlags) error {
 	mgmt, err := randomKey("dev-management-")
 	if err != nil {
 		return err
@@ -234,10 +313,10 @@ func setUpDevSecrets(ctx context.Context, store keystore.Store, standIn *fakepro
 	settings := keystore.Settings{
 		Provider: "openai", BaseURL: baseURL + "/openai/v1",
 		Issuer: issuer.DevName, IssuerSecret: devIssuerID,
-		Probe: keystore.ProbeModels, Grace: keystore.Duration(time.Minute),
+		Probe: keystore.ProbeModels, Grace: keystore.Duration(f.grace),
 	}
 	tags := settings.Tags()
-	tags[devIntervalTag] = interval.String()
+	tags[devIntervalTag] = f.interval.String()
 	_, err = store.Create(ctx, keystore.CreateInput{SecretID: devSecretID, Description: "rotator dev: keys minted at the stand-in provider", Tags: tags})
 	if errors.Is(err, keystore.ErrExists) {
 		err = store.Tag(ctx, devSecretID, tags)
@@ -279,16 +358,4 @@ func randomKey(prefix string) (keystore.Secret, error) {
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
-}
-
-func (a *app) printDevBanner(f *devFlags, baseURL string) {
-	fmt.Fprintf(a.stdout, `keyturn dev
-  store           %s
-  stand-in        %s (OpenAI shape at %s/openai/v1)
-  secret          %s (issuer dev, admin key in %s)
-  rotation        every %s, starting now
-Inspect it from another shell:
-  KEYTURN_STORE=file://%s rotator status %s
-Press Ctrl-C to stop.
-`, f.dir, baseURL, baseURL, devSecretID, devIssuerID, schedule.FormatDuration(f.interval), f.dir, devSecretID)
 }

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/keyturn/keyturn/internal/clientkeys"
+	"github.com/keyturn/keyturn/internal/schedule"
+)
+
+// devCurlBody is the request of the banner's curl command.
+const devCurlBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
+
+// printDevBanner prints what dev runs and how to use it. It names the
+// client key's file and never prints the key.
+func (a *app) printDevBanner(f *devFlags, baseURL, routerURL, keyFile string) {
+	models := slices.Sorted(slices.Values(devModels))
+	fmt.Fprintf(a.stdout, `keyturn dev
+  store           %s
+  stand-in        %s (OpenAI shape at %s/openai/v1)
+  secret          %s (issuer dev, admin key in %s)
+  rotation        every %s, starting now; each old key is revoked %s after it is replaced
+  router          %s/v1 (models %s)
+  client key      %s (client %q in %s, mode 0600)
+Send a request through the router:
+  %s
+Inspect it from another shell:
+  KEYTURN_STORE=%s rotator status %s
+Press Ctrl-C to stop.
+`, f.dir, baseURL, baseURL, devSecretID, devIssuerID,
+		schedule.FormatDuration(f.interval), schedule.FormatDuration(f.grace),
+		routerURL, strings.Join(models, ", "),
+		keyFile, devClientName, clientkeys.DefaultSecretID,
+		devCurlCommand(routerURL, keyFile),
+		shellQuote("file://"+f.dir), devSecretID)
+}
+
+// devCurlCommand returns a curl command line that sends devCurlBody
+// through the router with the key read from keyFile.
+func devCurlCommand(routerURL, keyFile string) string {
+	return "curl -sS " + routerURL + "/v1/chat/completions" +
+		` -H "Authorization: Bearer $(cat ` + shellQuote(keyFile) + `)"` +
+		` -H 'Content-Type: application/json'` +
+		` -d '` + devCurlBody + `'`
+}
+
+// shellSafe matches the words a POSIX shell reads as they are.
+var shellSafe = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]+$`)
+
+// shellQuote quotes s for a POSIX shell when it has characters the shell
+// would interpret, such as a space.
+func shellQuote(s string) string {
+	if shellSafe.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
