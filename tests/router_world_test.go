@@ -35,7 +35,8 @@ const routerSecret = "keyturn/e2e/router-openai"
 // both in every output collected.
 type routerWorld struct {
 	*world
-	storeDir string
+	storeDir string // the file store's directory, "" on another store
+	store    string // the store URL of the rotator CLI and the router
 	client   *http.Client
 }
 
@@ -50,13 +51,19 @@ func newRouterWorld(t *testing.T) *routerWorld {
 	w.baseURL = providerURL + fakeprovider.OpenAIPrefix
 	_, w.smURL = smtest.Start(t, smtest.Options{})
 	w.env = rotatorEnv(t, w.smURL)
-	// No proxy from the environment: every request goes to 127.0.0.1.
-	transport := &http.Transport{Proxy: nil}
-	t.Cleanup(transport.CloseIdleConnections)
-	return &routerWorld{world: w, storeDir: t.TempDir(), client: &http.Client{Transport: transport}}
+	dir := t.TempDir()
+	return &routerWorld{world: w, storeDir: dir, store: "file://" + dir, client: loopbackClient(t)}
 }
 
-func (rw *routerWorld) storeURL() string { return "file://" + rw.storeDir }
+// loopbackClient is an HTTP client that takes no proxy from the
+// environment, so every request goes to 127.0.0.1.
+func loopbackClient(t *testing.T) *http.Client {
+	transport := &http.Transport{Proxy: nil}
+	t.Cleanup(transport.CloseIdleConnections)
+	return &http.Client{Transport: transport}
+}
+
+func (rw *routerWorld) storeURL() string { return rw.store }
 
 // rotator runs the rotator CLI on the world's file store.
 func (rw *routerWorld) rotator(args ...string) runResult {

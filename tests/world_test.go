@@ -158,11 +158,8 @@ func (w *world) checkNoLeaks() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, out := range w.outputs {
-		for key, name := range w.planted {
-			random := strings.TrimPrefix(key, "sk-keyturn-canary-")
-			if strings.Contains(out.text, random) {
-				w.t.Errorf("%s contains the %s key", out.where, name)
-			}
+		for _, name := range w.plantedIn(out.text) {
+			w.t.Errorf("%s contains the %s key", out.where, name)
 		}
 	}
 	if w.t.Failed() {
@@ -170,6 +167,29 @@ func (w *world) checkNoLeaks() {
 			w.t.Logf("%s (keys replaced by their names):\n%s", out.where, w.scrub(out.text))
 		}
 	}
+}
+
+// checkText fails the test if text contains a planted key, for output
+// checked at once rather than collected, such as many scrapes of the
+// router's /metrics.
+func (w *world) checkText(where, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, name := range w.plantedIn(text) {
+		w.t.Errorf("%s contains the %s key", where, name)
+	}
+}
+
+// plantedIn returns the names of the planted keys that text contains,
+// each searched for by its random part. The caller holds w.mu.
+func (w *world) plantedIn(text string) []string {
+	var names []string
+	for key, name := range w.planted {
+		if strings.Contains(text, strings.TrimPrefix(key, "sk-keyturn-canary-")) {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // scrubbed replaces every planted key in text by its name.
