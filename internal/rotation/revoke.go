@@ -38,7 +38,12 @@ type RevokeFailure struct {
 // with the admin key from its issuer secret, each entry of the AWSCURRENT
 // value's retire list that has a key id and whose not_before has passed.
 // It skips the entries for which skip returns true, due or not (nil skips
-// none), and never revokes the current key itself.
+// none). It never revokes the key at AWSCURRENT, AWSPENDING or
+// KEYTURN_STAGED, since a rotation may be about to promote an old key
+// again, as when a restored backup brings one back.
+//
+// NOTE: a key staged after the pass has read the labels can still be
+// revoked by it; the next rotation then rejects it at testSecret.
 //
 // It writes nothing to the store, because a version's value is written
 // once. The entries stay in the list and the next rotation carries them
@@ -57,7 +62,11 @@ func (e *Engine) RevokeRetired(ctx context.Context, secretID string, skip func(k
 		return RevokeResult{}, err
 	}
 	res := RevokeResult{VersionID: c.token}
-	due := c.dueRetired(ctx, current, skip, &res)
+	protected, err := c.protectedKeys(ctx, current)
+	if err != nil {
+		return res, err
+	}
+	due := c.dueRetired(ctx, current, protected, skip, &res)
 	if len(due) == 0 {
 		return res, nil
 	}
@@ -96,14 +105,44 @@ func (c *call) currentForRevoke(ctx context.Context) (keystore.Value, error) {
 	value, err := keystore.ParseValue(v.Value)
 	if err != nil {
 		return keystore.Value{}, c.errorf(ErrConfig, err,
-			"the current value is malformed, so its retire list cannot be read")
+			"the current value is malformed, so its retire list cannot be read: "+
+				"stage a well-formed value and rotate, then revoke the old keys at the provider by hand")
 	}
 	return value, nil
 }
 
+// protectedKeys returns the version ids and key ids of the values that no
+// pass may revoke: current's, and those at AWSPENDING and KEYTURN_STAGED.
+// Ids are prefixed "version:" and "key:".
+func (c *call) protectedKeys(ctx context.Context, current keystore.Value) (map[string]bool, error) {
+	protected := map[string]bool{"version:" + c.token: true}
+	if current.KeyID != "" {
+		protected["key:"+current.KeyID] = true
+	}
+	for _, stage := range []string{keystore.StagePending, keystore.StageStaged} {
+		id := c.desc.VersionWithStage(stage)
+		if id == "" {
+			continue
+		}
+		protected["version:"+id] = true
+		v, err := c.e.Store.Get(ctx, c.secretID, keystore.ByVersion(id))
+		if errors.Is(err, keystore.ErrNotFound) {
+			// An empty AWSPENDING, as RotateSecret creates, has no value.
+			continue
+		}
+		if err != nil {
+			return nil, c.storeError(err, "read the "+stage+" version")
+		}
+		if value, err := keystore.ParseValue(v.Value); err == nil && value.KeyID != "" {
+			protected["key:"+value.KeyID] = true
+		}
+	}
+	return protected, nil
+}
+
 // dueRetired returns the entries of current's retire list to revoke now,
 // and sets res.Next to the earliest not_before still to come.
-func (c *call) dueRetired(ctx context.Context, current keystore.Value,
+func (c *call) dueRetired(ctx context.Context, current keystore.Value, protected map[string]bool,
 	skip func(keystore.Retired) bool, res *RevokeResult) []keystore.Retired {
 	now := c.e.now()
 	var due []keystore.Retired
@@ -119,6 +158,9 @@ func (c *call) dueRetired(ctx context.Context, current keystore.Value,
 		case r.KeyID == current.KeyID || r.VersionID == c.token:
 			c.logRetired(ctx, slog.LevelWarn,
 				"not revoking a retired key that is the current key: remove it from the retire list by hand", r)
+		case protected["key:"+r.KeyID] || protected["version:"+r.VersionID]:
+			c.logRetired(ctx, slog.LevelInfo,
+				"not revoking a retired key that is pending or staged: the rotation that promotes it drops it from the retire list", r)
 		default:
 			due = append(due, r)
 		}
@@ -157,9 +199,15 @@ func (c *call) revokeRetired(ctx context.Context, iss issuer.Issuer, admin keyst
 	if errors.Is(err, issuer.ErrMisconfigured) {
 		kind = ErrConfig
 	}
-	rerr := c.errorf(kind, err, "failed to revoke retired key %s of version %s at issuer %s",
-		r.KeyID, r.VersionID, settings.Issuer)
+	rerr := c.errorf(kind, err, "failed to revoke retired key %s of version %s at issuer %s: "+
+		"the next pass tries again; if it keeps failing, revoke key %s at the provider by hand",
+		r.KeyID, r.VersionID, settings.Issuer, r.KeyID)
 	res.Failed = append(res.Failed, RevokeFailure{Retired: r, Err: rerr})
+	if ctx.Err() != nil {
+		// A pass cut short by shutdown is not worth a warning: the next
+		// run's pass tries the entry again.
+		return
+	}
 	c.e.logger().LogAttrs(ctx, slog.LevelWarn, "failed to revoke retired key",
 		slog.String("secret_id", c.secretID), slog.String("version_id", c.token),
 		slog.String("retired_version_id", r.VersionID), slog.String("key_id", r.KeyID),

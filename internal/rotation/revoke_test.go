@@ -254,3 +254,50 @@ func TestRevokeRetiredMissingSecret(t *testing.T) {
 		t.Errorf("secret without a value: %+v, %v; want an empty result", res, err)
 	}
 }
+
+// TestRevokeRetiredNeverStagedKey stages an old key again, as a restored
+// backup does: the pass must leave it alone, since the next rotation
+// promotes it, and still revoke the other due entry.
+func TestRevokeRetiredNeverStagedKey(t *testing.T) {
+	e := newEnv(t)
+	e.prov.AddManagementKey(adminKey)
+	keys := e.mintKeys(3)
+	e.addRetiringSecret(keys[0], []keystore.Retired{
+		{KeyID: keys[1].KeyID, VersionID: "version-restored", NotBefore: e.now.Add(-time.Minute)},
+		{KeyID: keys[2].KeyID, VersionID: "version-old", NotBefore: e.now.Add(-time.Minute)},
+	})
+	_, err := e.engine.Stage(ctxFor(t), "app/openrouter", keystore.Value{APIKey: keys[1].Key, KeyID: keys[1].KeyID}, false)
+	if err != nil {
+		t.Fatalf("Stage: %v", err)
+	}
+
+	res, err := e.engine.RevokeRetired(ctxFor(t), "app/openrouter", nil)
+	if err != nil {
+		t.Fatalf("RevokeRetired: %v", err)
+	}
+	if got := keyIDs(res.Revoked); !slices.Equal(got, []string{keys[2].KeyID}) {
+		t.Errorf("revoked %v, want only %s: the staged key was revoked or the other one kept", got, keys[2].KeyID)
+	}
+	if !strings.Contains(e.logs.String(), "not revoking a retired key that is pending or staged") {
+		t.Errorf("no log line says why the staged key was left alone:\n%s", e.logs)
+	}
+}
+
+// TestRevokeRetiredNeverCurrentVersion lists the current version itself in
+// the retire list under another key id, as a hand-edited value could.
+func TestRevokeRetiredNeverCurrentVersion(t *testing.T) {
+	e := newEnv(t)
+	e.prov.AddManagementKey(adminKey)
+	keys := e.mintKeys(2)
+	e.addRetiringSecret(keys[0], []keystore.Retired{
+		{KeyID: keys[1].KeyID, VersionID: "00000000-0000-4000-8000-00000000000c", NotBefore: e.now.Add(-time.Minute)},
+	})
+
+	res, err := e.engine.RevokeRetired(ctxFor(t), "app/openrouter", nil)
+	if err != nil {
+		t.Fatalf("RevokeRetired: %v", err)
+	}
+	if len(res.Revoked) != 0 || len(deleted(e.prov)) != 0 {
+		t.Errorf("revoked %v, deleted %v: an entry naming the current version was revoked", keyIDs(res.Revoked), deleted(e.prov))
+	}
+}
