@@ -71,10 +71,13 @@ type Result struct {
 type Generator struct {
 	opts   Options
 	client *http.Client
-	cancel context.CancelFunc
-	done   chan struct{}
-	slots  chan struct{}
-	wg     sync.WaitGroup
+	// ownClient is set when the Generator made client, and so closes its
+	// idle connections at Stop.
+	ownClient bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	slots     chan struct{}
+	wg        sync.WaitGroup
 
 	mu      sync.Mutex
 	results []Result
@@ -95,6 +98,7 @@ func Start(opts Options) (*Generator, error) {
 	}
 	if g.client == nil {
 		g.client = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: opts.MaxInFlight}}
+		g.ownClient = true
 	}
 	go g.pace(ctx)
 	return g, nil
@@ -187,6 +191,9 @@ func (g *Generator) Stop() *Report {
 	g.cancel()
 	<-g.done
 	g.wg.Wait()
+	if g.ownClient {
+		g.client.CloseIdleConnections()
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.stopped.IsZero() {

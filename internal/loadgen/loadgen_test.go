@@ -152,6 +152,8 @@ func TestMessageSeq(t *testing.T) {
 		"loadgen body":  {`{"messages":[{"role":"user","content":"load 42"}]}`, 42, true},
 		"other message": {`{"messages":[{"role":"user","content":"hello"}]}`, 0, false},
 		"negative":      {`{"messages":[{"role":"user","content":"load -1"}]}`, 0, false},
+		"signed":        {`{"messages":[{"role":"user","content":"load +5"}]}`, 0, false},
+		"no number":     {`{"messages":[{"role":"user","content":"load "}]}`, 0, false},
 		"not JSON":      {`load 1`, 0, false},
 		"no messages":   {`{"input":"load 1"}`, 0, false},
 	}

@@ -44,11 +44,11 @@ func MessageSeq(body []byte) (int, bool) {
 		return 0, false
 	}
 	digits, ok := strings.CutPrefix(req.Messages[len(req.Messages)-1].Content, messagePrefix)
-	if !ok {
+	if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" {
 		return 0, false
 	}
 	seq, err := strconv.Atoi(digits)
-	if err != nil || seq < 0 {
+	if err != nil {
 		return 0, false
 	}
 	return seq, true
