@@ -93,7 +93,7 @@ func (a *app) resolveStore(f *storeFlags, cfg fileConfig, cfgPath string) (store
 		[2]string{cfg.Store, cfgPath},
 	)
 	if raw == "" {
-		dir, err := a.defaultDir("XDG_DATA_HOME", ".local/share", "store")
+		dir, err := a.defaultDir("XDG_DATA_HOME", ".local/share", "store", storeFlagHint)
 		if err != nil {
 			return storeurl.URL{}, "", err
 		}
@@ -188,23 +188,28 @@ func (a *app) configHome() (string, error) {
 	if d := a.getenv("XDG_CONFIG_HOME"); d != "" {
 		return d, nil
 	}
-	return a.home(".config")
+	return a.home(".config", storeFlagHint)
 }
 
-func (a *app) home(sub string) (string, error) {
+func (a *app) home(sub, flagHint string) (string, error) {
 	h := a.getenv("HOME")
 	if h == "" {
-		return "", errors.New("cannot find the home directory: $HOME is not set: set it, or pass --store file:///ABSOLUTE/DIR")
+		return "", fmt.Errorf("cannot find the home directory: $HOME is not set: set it, or pass %s", flagHint)
 	}
 	return filepath.Join(h, sub), nil
 }
 
-// defaultDir is $XDG_VAR/keyturn/name, or ~/fallback/keyturn/name.
-func (a *app) defaultDir(xdgVar, fallback, name string) (string, error) {
+// storeFlagHint is the flag that takes the place of a default path under
+// $HOME, for errors when HOME is not set.
+const storeFlagHint = "--store file:///ABSOLUTE/DIR"
+
+// defaultDir is $XDG_VAR/keyturn/name, or ~/fallback/keyturn/name. Without
+// HOME, the error advises flagHint.
+func (a *app) defaultDir(xdgVar, fallback, name, flagHint string) (string, error) {
 	base := a.getenv(xdgVar)
 	if base == "" || !filepath.IsAbs(base) {
 		var err error
-		if base, err = a.home(fallback); err != nil {
+		if base, err = a.home(fallback, flagHint); err != nil {
 			return "", err
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,10 +37,10 @@ a loopback port, one managed secret, dev/openai, whose keys are minted at
 the stand-in, proven against its OpenAI-shaped API and rotated every
 --interval, and the router in front of the stand-in on another loopback
 port. Each old key is revoked at the stand-in once --grace has passed since
-it was replaced. Each rotation step and outcome is logged to stderr, and so
-are the router's requests (component=router); --verbose also logs every
-request the stand-in serves. Ctrl-C stops it: the router gives the requests
-in flight up to 10s to finish.
+the rotation that replaced it began. Each rotation step and outcome is
+logged to stderr, and so are the router's requests (component=router);
+--verbose also logs every request the stand-in serves. Ctrl-C stops it:
+the router gives the requests in flight up to 10s to finish.
 
 Every start adds a router client named "dev" to keyturn/router-clients, in
 place of the previous one, and writes its new key to DIR/client.key (mode
@@ -94,6 +95,11 @@ func (a *app) dev(ctx context.Context, args []string) error {
 	if len(positional) > 0 {
 		return cli.Usagef("dev: unexpected argument %q: dev takes only flags", positional[0])
 	}
+	if flagSetEmpty(fs, "dir") {
+		// Most likely an unset shell variable, which must not silently
+		// mean the default directory under $HOME.
+		return cli.Usagef("dev: --dir is empty: give a directory, or leave out --dir for the default")
+	}
 	if err := f.check(a); err != nil {
 		return err
 	}
@@ -103,7 +109,7 @@ func (a *app) dev(ctx context.Context, args []string) error {
 // check validates the flags and resolves the store directory.
 func (f *devFlags) check(a *app) error {
 	if f.interval < time.Second {
-		return cli.Usagef("dev: --interval %s is too short: use 1s or more", f.interval)
+		return cli.Usagef("dev: --interval %s is too short: use 1s or more, such as --interval 30s", f.interval)
 	}
 	if f.grace < time.Second {
 		return cli.Usagef("dev: --grace %s is too short: use 1s or more, such as --grace 1m", f.grace)
@@ -119,8 +125,8 @@ func (f *devFlags) check(a *app) error {
 	}
 	var err error
 	if f.dir == "" {
-		if f.dir, err = a.defaultDir("XDG_STATE_HOME", ".local/state", "dev"); err != nil {
-			return err
+		if f.dir, err = a.defaultDir("XDG_STATE_HOME", ".local/state", "dev", "--dir DIR"); err != nil {
+			return cli.Usagef("dev: %v", err)
 		}
 	}
 	// An absolute path, so that the KEYTURN_STORE=file://DIR line dev
@@ -190,6 +196,9 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 	if err := setUpDevSecrets(ctx, store, standIn, baseURL, f); err != nil {
 		return err
 	}
+	if err := abandonEarlierRotation(ctx, store, logger); err != nil {
+		return err
+	}
 	keyFile, err := a.issueDevClient(ctx, store, f.dir)
 	if err != nil {
 		return err
@@ -197,6 +206,23 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 
 	a.printDevBanner(f, baseURL, "http://"+routerLn.Addr().String(), keyFile)
 	return a.rotateDev(ctx, f, store, newDevEngine(store, baseURL, logger), routerLn, logger)
+}
+
+// abandonEarlierRotation abandons a rotation of dev/openai that an earlier
+// run left in progress, as a kill during a rotation does. Its pending key
+// was minted at that run's stand-in, which is gone, so no later rotation
+// could finish it, and dev holds the directory's lock, so no other rotator
+// is running it.
+func abandonEarlierRotation(ctx context.Context, store keystore.Store, logger *slog.Logger) error {
+	versionID, err := abandonRotation(ctx, store, settings{storeSource: "rotator dev"}, devSecretID)
+	if err != nil {
+		return fmt.Errorf("dev: abandon the rotation an earlier run left in progress: %w", err)
+	}
+	if versionID != "" {
+		logger.Info("abandoned the rotation an earlier run left in progress: its key was minted at a stand-in that is gone",
+			"secret_id", devSecretID, "version_id", versionID)
+	}
+	return nil
 }
 
 // newDevEngine returns the engine that mints dev's keys at the stand-in
@@ -241,6 +267,7 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 	retirer.skipEarlierRuns(ctx, store)
 	// Set before the scheduler and the retirer start, which read it.
 	engine.Revoked = retirer.revoked
+	engine.Now = a.clockNow
 
 	runCtx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -254,7 +281,7 @@ func (a *app) rotateDev(ctx context.Context, f *devFlags, store keystore.Store, 
 	retired := make(chan struct{})
 	go func() {
 		defer close(retired)
-		retirer.run(runCtx)
+		retirer.run(runCtx, a.schedulerClock())
 	}()
 
 	schedErr := a.scheduleDev(runCtx, f, store, retiringRotator{Engine: engine, rotated: retirer.notify}, logger)
@@ -358,4 +385,16 @@ func randomKey(prefix string) (keystore.Secret, error) {
 func portOf(addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
 	return port
+}
+
+// flagSetEmpty reports whether the flag name was given on the command line
+// with an empty value.
+func flagSetEmpty(fs *flag.FlagSet, name string) bool {
+	empty := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == name && f.Value.String() == "" {
+			empty = true
+		}
+	})
+	return empty
 }

@@ -21,7 +21,7 @@ func (a *app) printDevBanner(f *devFlags, baseURL, routerURL, keyFile string) {
   store           %s
   stand-in        %s (OpenAI shape at %s/openai/v1)
   secret          %s (issuer dev, admin key in %s)
-  rotation        every %s, starting now; each old key is revoked %s after it is replaced
+  rotation        every %s, starting now; each old key is revoked %s after its replacement starts
   router          %s/v1 (models %s)
   client key      %s (client %q in %s, mode 0600)
 Send a request through the router:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/cli"
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/keystore"
 )
@@ -25,6 +26,13 @@ const (
 // returns the file's path. The key is stored before the file is written,
 // so the file never holds a key the router does not accept.
 func (a *app) issueDevClient(ctx context.Context, store keystore.Store, dir string) (string, error) {
+	path := filepath.Join(dir, devKeyFileName)
+	// Checked before the store changes, since a key that cannot be written
+	// is lost, and the client it was issued for with it.
+	if info, err := os.Lstat(path); err == nil && info.IsDir() {
+		return "", cli.WithCode(exitError, fmt.Errorf("dev: %s is a directory, where dev writes its client key", path)).
+			WithHint("remove or rename it, then start dev again")
+	}
 	key, hash, err := clientkeys.NewKey()
 	if err != nil {
 		return "", fmt.Errorf("dev: %w", err)
@@ -33,7 +41,6 @@ func (a *app) issueDevClient(ctx context.Context, store keystore.Store, dir stri
 	if err := a.updateClients(ctx, store, clientkeys.DefaultSecretID, replaceDevClient(&c)); err != nil {
 		return "", clientStoreError("dev: issue the dev client key", err)
 	}
-	path := filepath.Join(dir, devKeyFileName)
 	if err := writeFileAtomic(path, key); err != nil {
 		return "", fmt.Errorf("dev: write the dev client key: %w", err)
 	}

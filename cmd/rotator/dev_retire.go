@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keyturn/keyturn/internal/rotation"
+	"github.com/keyturn/keyturn/internal/scheduler"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -92,22 +93,19 @@ func (r *devRetirer) notify() {
 }
 
 // run makes a pass after each rotation and at the earliest not_before the
-// last pass reported, until ctx ends.
-func (r *devRetirer) run(ctx context.Context) {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+// last pass reported, by clock, the engine's clock, until ctx ends.
+func (r *devRetirer) run(ctx context.Context, clock scheduler.Clock) {
+	var due <-chan time.Time // nil while no entry waits
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.rotated:
-		case <-timer.C:
+		case <-due:
 		}
-		next := r.pass(ctx)
-		timer.Stop()
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
+		due = nil
+		if next := r.pass(ctx); !next.IsZero() {
+			due = clock.After(next.Sub(clock.Now()))
 		}
 	}
 }

@@ -103,6 +103,11 @@ func startDevRouter(ctx context.Context, stop context.CancelCauseFunc, store key
 	go func() {
 		defer cache.Close()
 		err := router.ServeUntilDone(ctx, []router.Listener{{Listener: ln, Handler: handler}}, handler, devShutdownTimeout, logger)
+		// Requests still open at the shutdown timeout were cut with a 503
+		// and logged. Dev was asked to stop, so that is a clean stop.
+		if errors.Is(err, router.ErrRequestsCut) {
+			err = nil
+		}
 		if err != nil {
 			err = cli.WithCode(exitError, fmt.Errorf("dev: router: %w", err))
 			stop(err)

@@ -55,6 +55,9 @@ func startDev(t *testing.T, e *testEnv, dir string, extra ...string) *devRun {
 	select {
 	case <-ready:
 	case r := <-d.done:
+		// Nothing is left for the cleanup's stop to wait for.
+		d.cancel = nil
+		cancel()
 		t.Fatalf("dev exited early with %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	case <-time.After(hangGuard):
 		t.Fatal("dev did not finish its first rotation")
@@ -229,7 +232,7 @@ func TestDevServesRouter(t *testing.T) {
 	}
 	assertContains(t, "banner", r.stdout, curl)
 	assertContains(t, "banner", r.stdout, "KEYTURN_STORE='file://"+dir+"' rotator status dev/openai")
-	assertContains(t, "banner", r.stdout, "each old key is revoked 1m after it is replaced")
+	assertContains(t, "banner", r.stdout, "each old key is revoked 1m after its replacement starts")
 	for _, want := range []string{"component=router", `msg=request`, "client=dev", "router stopped", "scheduler stopped"} {
 		assertContains(t, "stderr", r.stderr, want)
 	}
@@ -396,5 +399,80 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestDevAbandonsEarlierRotation leaves a rotation of dev/openai in
+// progress, as a kill during a rotation does. The next start must abandon
+// it, since its key belonged to a stand-in that is gone, and rotate.
+func TestDevAbandonsEarlierRotation(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	if r := startDev(t, e, dir, "--interval", "1h").stop(); r.code != exitOK {
+		t.Fatalf("first dev: exit %d\n%s", r.code, r.stderr)
+	}
+	st, err := keystore.OpenFile(keystore.FileOptions{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := st.BeginRotation(context.Background(), devSecretID, "00000000-0000-4000-8000-0000000000aa")
+	st.Close()
+	if err != nil {
+		t.Fatalf("BeginRotation: %v", err)
+	}
+
+	d := startDev(t, e, dir, "--interval", "1h")
+	if !strings.Contains(d.stderr.String(), `msg="abandoned the rotation an earlier run left in progress`) ||
+		!strings.Contains(d.stderr.String(), "version_id="+left) {
+		t.Errorf("no log line names the abandoned version %s:\n%s", left, d.stderr)
+	}
+	if status, body := d.chat(d.clientKey(), "after restart"); status != http.StatusOK {
+		t.Errorf("chat after the restart: %d %s, want 200", status, body)
+	}
+}
+
+func TestDevRejectsEmptyDir(t *testing.T) {
+	e := newEnv(t)
+	r := e.run("dev", "--dir", "")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "--dir is empty") {
+		t.Errorf("dev --dir '': exit %d, stderr %q; want exit %d naming the empty --dir", r.code, r.stderr, exitUsage)
+	}
+}
+
+func TestDevWithoutHomeNamesDir(t *testing.T) {
+	e := newEnv(t)
+	delete(e.vars, "HOME")
+	delete(e.vars, "XDG_STATE_HOME")
+	r := e.run("dev")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "$HOME is not set: set it, or pass --dir DIR") {
+		t.Errorf("dev without HOME: exit %d, stderr %q; want exit %d advising --dir", r.code, r.stderr, exitUsage)
+	}
+}
+
+// TestDevKeyFileIsDirectory puts a directory where dev writes its client
+// key: dev must stop before it issues a key it cannot write.
+func TestDevKeyFileIsDirectory(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	if r := startDev(t, e, dir, "--interval", "1h").stop(); r.code != exitOK {
+		t.Fatalf("first dev: exit %d\n%s", r.code, r.stderr)
+	}
+	e.vars["KEYTURN_STORE"] = "file://" + dir
+	before := e.mustRun(exitOK, "client", "list", "--output", "json").stdout
+	keyFile := filepath.Join(dir, devKeyFileName)
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(keyFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	r := e.run("dev", "--dir", dir)
+	if r.code != exitError || !strings.Contains(r.stderr, "is a directory, where dev writes its client key") ||
+		!strings.Contains(r.stderr, "remove or rename it") {
+		t.Errorf("dev with client.key a directory: exit %d, stderr %q; want exit %d with the fix", r.code, r.stderr, exitError)
+	}
+	if after := e.mustRun(exitOK, "client", "list", "--output", "json").stdout; after != before {
+		t.Errorf("the clients changed before the failure:\nbefore %s\nafter  %s", before, after)
 	}
 }

@@ -135,11 +135,14 @@ func (a *app) exit(err error) int {
 	return cli.Report("rotator", err, a.stderr)
 }
 
-func (a *app) clockNow() time.Time {
+func (a *app) clockNow() time.Time { return a.schedulerClock().Now() }
+
+// schedulerClock returns a.clock, or the wall clock when it is nil.
+func (a *app) schedulerClock() scheduler.Clock {
 	if a.clock != nil {
-		return a.clock.Now()
+		return a.clock
 	}
-	return time.Now()
+	return scheduler.SystemClock{}
 }
 
 // parseArgs parses flags and positional arguments in any order, as users of
