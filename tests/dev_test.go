@@ -2,18 +2,22 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keyturn/keyturn/internal/loadgen"
 	"github.com/keyturn/keyturn/keystore"
 )
 
@@ -79,18 +83,6 @@ func (dw *devWorld) openStore() *keystore.FileStore {
 	}
 	dw.t.Cleanup(func() { _ = st.Close() })
 	return st
-}
-
-// post sends body to path under the router's URL with key and returns the
-// status and the response body.
-func (dw *devWorld) post(path, key, body string) (int, string, error) {
-	req, err := http.NewRequest(http.MethodPost, dw.router+path, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	return dw.do(req)
 }
 
 func (dw *devWorld) do(req *http.Request) (int, string, error) {
@@ -179,39 +171,81 @@ func valueOf(st keystore.Store, id, version string) (keystore.Value, bool) {
 	return value, err == nil
 }
 
-// currentVersion returns the AWSCURRENT version of dev/openai.
-func currentVersion(t *testing.T, st keystore.Store) string {
+// devLoadRate is the chat requests per second that the dev test sends
+// through dev's router, every other one streamed.
+const devLoadRate = 50
+
+// rootURL returns the router's root URL, without /v1.
+func (dw *devWorld) rootURL() string { return strings.TrimSuffix(dw.router, "/v1") }
+
+// currentKey reads the AWSCURRENT version of dev/openai and returns its
+// id and key.
+func currentKey(t *testing.T, st keystore.Store) (string, keystore.Secret) {
 	t.Helper()
-	d, err := st.Describe(context.Background(), devSecret)
+	v, err := st.Get(context.Background(), devSecret, keystore.Current())
 	if err != nil {
-		t.Fatalf("describe %s: %v", devSecret, err)
+		t.Fatalf("read %s %s: %v", devSecret, keystore.StageCurrent, err)
 	}
-	return d.VersionWithStage(keystore.StageCurrent)
+	value, err := keystore.ParseValue(v.Value)
+	if err != nil {
+		t.Fatalf("parse %s version %s: %v", devSecret, v.VersionID, err)
+	}
+	return v.VersionID, value.APIKey
 }
 
-// loadDuringRotations sends chat requests through the router with key
-// until stop is closed, and returns how many it sent and the failures.
-func (dw *devWorld) loadDuringRotations(key string, stop <-chan struct{}) (sent int, failures []string) {
-	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
-	for {
-		select {
-		case <-stop:
-			return sent, failures
-		default:
-		}
-		status, resp, err := dw.post("/chat/completions", key, body)
-		sent++
-		switch {
-		case err != nil:
-			failures = append(failures, err.Error())
-		case status != http.StatusOK || !strings.Contains(resp, "echo: hello"):
-			failures = append(failures, http.StatusText(status)+": "+resp)
+// keyRejections returns the router's count of upstream attempts whose
+// key the stand-in rejected. The router re-reads dev/openai and retries
+// such an attempt with the new key.
+func (dw *devWorld) keyRejections() int {
+	dw.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, dw.rootURL()+"/metrics", nil)
+	if err != nil {
+		dw.t.Fatal(err)
+	}
+	status, body, err := dw.do(req)
+	if err != nil || status != http.StatusOK {
+		dw.t.Fatalf("GET the router's /metrics: status %d, %v", status, err)
+	}
+	prefix := fmt.Sprintf("keyturn_router_upstream_key_rejections_total{secret=%q} ", devSecret)
+	for line := range strings.Lines(body) {
+		if value, ok := strings.CutPrefix(line, prefix); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+			if err != nil {
+				dw.t.Fatalf("metrics line %q does not end with a number", strings.TrimSpace(line))
+			}
+			return int(n)
 		}
 	}
+	return 0
+}
+
+// startLoad starts loadgen's traffic through the router with the client
+// key, every other request streamed, each response checked in full.
+func (dw *devWorld) startLoad(clientKey string) *loadgen.Generator {
+	dw.t.Helper()
+	gen, err := loadgen.Start(loadgen.Options{
+		URL: dw.rootURL(), Key: keystore.NewSecret(clientKey), Model: "gpt-4o-mini",
+		Rate: devLoadRate, StreamEvery: 2,
+	})
+	if err != nil {
+		dw.t.Fatalf("start the load generator: %v", err)
+	}
+	// Registered after dev's cleanup, so it runs first: a test that stops
+	// early stops its traffic before dev.
+	dw.t.Cleanup(func() { gen.Stop() })
+	return gen
 }
 
 func TestDevKeysTurnWhileRequestsWork(t *testing.T) {
-	dw := startDevWorld(t, "--interval", "1s", "--grace", "2s")
+	// Dev's router re-reads dev/openai every --interval (at most 5s), so
+	// with a grace shorter than the interval the old key is often revoked
+	// at the stand-in before the router has read the rotation. The router
+	// then sends the revoked key, gets the 401, re-reads and retries,
+	// which the poll below waits for. With a grace longer than the
+	// interval, such as --interval 1s --grace 2s, the router reads each
+	// rotation by its refresh before the old key is revoked, so the retry
+	// goes untested.
+	dw := startDevWorld(t, "--interval", "2s", "--grace", "1s")
 	if want := filepath.Join(dw.dir, "client.key"); dw.keyFile != want {
 		t.Errorf("banner key file = %s, want %s", dw.keyFile, want)
 	}
@@ -232,37 +266,41 @@ func TestDevKeysTurnWhileRequestsWork(t *testing.T) {
 	}
 
 	st := dw.openStore()
-	first := currentVersion(t, st)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var sent int
-	var failures []string
-	wg.Go(func() { sent, failures = dw.loadDuringRotations(clientKey, stop) })
+	first, firstKey := currentKey(t, st)
+	gen := dw.startLoad(clientKey)
 	// Four versions seen at AWSCURRENT are three rotations under load.
-	seen := map[string]bool{first: true}
-	poll(t, "three rotations", func() bool {
-		seen[currentVersion(t, st)] = true
-		return len(seen) >= 4
+	// Each version's key is read while it is current, so that the leak
+	// check looks for at least four provider keys, whatever dev has
+	// dropped from its store by then. A failed request ends the wait at
+	// once, since the test has failed.
+	seen := map[string]keystore.Secret{first: firstKey}
+	poll(t, "three rotations and a key rejection counted by the router", func() bool {
+		version, key := currentKey(t, st)
+		seen[version] = key
+		return len(gen.Failures()) > 0 || len(seen) >= 4 && dw.keyRejections() > 0
 	})
-	close(stop)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d of %d requests through the router failed during rotations; the first: %s",
-			len(failures), sent, scrubKeys(failures[0]))
+	rep := gen.Stop()
+	keys := slices.Collect(maps.Values(seen))
+	if failed := rep.Failed(); len(failed) > 0 {
+		t.Errorf("%d of %d requests through the router failed during rotations (%s); first failures:\n%s",
+			len(failed), rep.Sent(), rep, scrubKeys(rep.FailureList(5)))
+		dw.interrupt()
+		assertNoSecrets(t, dw.proc.output.String(), clientKey, append(keys, dw.storedKeys(st)...))
+		return
 	}
-	t.Logf("%d requests through the router during %d rotations", sent, len(seen)-1)
+	if rep.Streamed() == 0 || rep.Streamed() == rep.Sent() {
+		t.Errorf("load: %s, want streamed and unstreamed requests", rep)
+	}
+	t.Logf("%s during %d rotations; %d upstream attempts carried a revoked key and were retried",
+		rep, len(seen)-1, dw.keyRejections())
 
-	firstValue, ok := valueOf(st, devSecret, first)
-	if !ok {
-		t.Fatalf("read version %s, the first key of the run", first)
-	}
-	// Its grace is 2s from the rotation that replaced it; dev revokes it
-	// then, whether or not a rotation comes.
+	// Its grace ends 1s after the rotation that replaced it, and dev
+	// revokes it then, whether or not a rotation comes.
 	poll(t, "the revocation of the first retired key", func() bool {
-		return dw.standInStatus(firstValue.APIKey) == http.StatusUnauthorized
+		return dw.standInStatus(firstKey) == http.StatusUnauthorized
 	})
 
-	keys := dw.storedKeys(st)
+	stored := dw.storedKeys(st)
 	dw.interrupt()
 	out := dw.proc.output.String()
 	for _, want := range []string{
@@ -275,16 +313,17 @@ func TestDevKeysTurnWhileRequestsWork(t *testing.T) {
 			t.Errorf("dev's output does not contain %q", want)
 		}
 	}
+	keys = append(keys, stored...)
+	if n := distinctKeys(keys); n < 5 {
+		t.Errorf("found %d distinct keys, want the management key and the four provider keys of the rotations seen", n)
+	}
 	assertNoSecrets(t, out, clientKey, keys)
 }
 
-// assertNoSecrets fails if the client key or any stored key appears in
-// out. A failure message names the kind of key that leaked, never the key.
+// assertNoSecrets fails if the client key or any of keys appears in out.
+// A failure message names the kind of key that leaked, never the key.
 func assertNoSecrets(t *testing.T, out, clientKey string, keys []keystore.Secret) {
 	t.Helper()
-	if len(keys) < 5 {
-		t.Fatalf("found %d stored keys, want the management key and at least four provider keys", len(keys))
-	}
 	if strings.Contains(out, clientKey) || strings.Contains(out, strings.TrimPrefix(clientKey, "kt-")) {
 		t.Error("dev's output contains the client key")
 	}
@@ -296,6 +335,17 @@ func assertNoSecrets(t *testing.T, out, clientKey string, keys []keystore.Secret
 	if t.Failed() {
 		t.Logf("dev's output, keys removed:\n%s", scrubKeys(out))
 	}
+}
+
+// distinctKeys returns the number of different keys in keys.
+func distinctKeys(keys []keystore.Secret) int {
+	n := 0
+	for i, k := range keys {
+		if !slices.ContainsFunc(keys[:i], k.Equal) {
+			n++
+		}
+	}
+	return n
 }
 
 // devKeyPattern matches the keys dev handles: the stand-in's minted keys,

@@ -55,13 +55,23 @@ type rotationMethod interface {
 	store() keystore.Store
 }
 
+// heldRefresh is the cache refresh interval of a router that never
+// refreshes during a test, so that it learns of a rotation only from the
+// stand-in's 401 for the key it holds.
+const heldRefresh = "1h"
+
 // loadWorld is a router world under steady client traffic from loadgen
-// while a rotation method rotates the provider secret.
+// through two routers on the same store while a rotation method rotates
+// the provider secret. The fresh router refreshes its cache every
+// shortRefresh, and each previous key is revoked at the stand-in once the
+// fresh router serves the newer version. The held router refreshes every
+// heldRefresh, so it still sends the revoked key and must take the 401,
+// re-read the secret and retry.
 type loadWorld struct {
 	*routerWorld
 	method rotationMethod
-	router *routerProcess
-	gen    *loadgen.Generator
+	fresh  *loadRouter
+	held   *loadRouter
 
 	// keys and versions are the provider keys in the order they were
 	// promoted and their versions: index 0 is the first key, index i the
@@ -70,6 +80,17 @@ type loadWorld struct {
 	versions []string
 	rejected keystore.Secret
 	timeline []loadEvent
+}
+
+// loadRouter is one router process of a load test with its own client
+// traffic. The traffic carries a User-Agent of its own, which the router
+// passes upstream, so that the stand-in's records tell the routers apart.
+type loadRouter struct {
+	name   string // such as "the router refreshing every 1s", for messages
+	agent  string
+	proc   *routerProcess
+	gen    *loadgen.Generator
+	report *loadgen.Report // set once the traffic has stopped
 }
 
 // loadEvent is one step of a load test, for failure messages that tell
@@ -83,9 +104,12 @@ func newLoadWorld(rw *routerWorld, method rotationMethod) *loadWorld {
 	return &loadWorld{routerWorld: rw, method: method}
 }
 
-// run starts the router and the traffic, performs loadRotations
+func (lw *loadWorld) routers() []*loadRouter { return []*loadRouter{lw.fresh, lw.held} }
+
+// run starts the routers and the traffic, performs loadRotations
 // rotations and one rejected rotation, stops the traffic and checks that
-// no client request failed.
+// no client request failed and that the held router retried the revoked
+// keys.
 func (lw *loadWorld) run() {
 	lw.t.Helper()
 	lw.start()
@@ -94,48 +118,96 @@ func (lw *loadWorld) run() {
 	}
 	lw.rejectedRotation()
 
-	rep := lw.gen.Stop()
+	lw.stopTraffic()
 	lw.mark("traffic stopped")
-	lw.checkReport(rep)
+	for _, r := range lw.routers() {
+		lw.checkReport(r)
+	}
 	recs := settledRequests(lw.t, lw.world)
 	lw.checkProbedFirst(recs)
 	lw.checkRejectedNeverSent(recs)
-	rejections := lw.checkRejectionsCounted(recs, rep.Sent())
-	lw.t.Logf("sent %d requests (%d streamed, %d not) in %s through %d rotations and 1 rejected rotation, %d failed; %d upstream attempts carried a revoked key and were retried",
-		rep.Sent(), rep.Streamed(), rep.Sent()-rep.Streamed(), rep.Duration.Round(time.Millisecond),
-		loadRotations, len(rep.Failed()), rejections)
+	lw.checkAgents(recs)
+	lw.t.Logf("%d rotations and 1 rejected rotation in %s", loadRotations, lw.held.report.Duration.Round(time.Millisecond))
+	for _, r := range lw.routers() {
+		retried := lw.checkRejectionsCounted(r, recs)
+		rep := r.report
+		lw.t.Logf("%s: sent %d requests (%d streamed, %d not), %d failed; %d upstream attempts carried a revoked key and were retried",
+			r.name, rep.Sent(), rep.Streamed(), rep.Sent()-rep.Streamed(), len(rep.Failed()), retried)
+	}
 }
 
-// start creates the provider secret and a client, starts the router and
-// the traffic, and waits until the first key carries traffic.
+// start creates the provider secret and a client, starts both routers and
+// their traffic, and waits until the first key carries traffic through
+// each.
 func (lw *loadWorld) start() {
 	lw.t.Helper()
 	first := lw.plant("first", true)
 	version := lw.method.create(first)
 	lw.keys = append(lw.keys, keystore.NewSecret(first))
 	lw.versions = append(lw.versions, version)
-	client := lw.addClient("load")
-	lw.router = lw.startRouter()
-	lw.waitRouterVersion("before the first rotation", version)
+	client := keystore.NewSecret(lw.addClient("load"))
+	lw.fresh = lw.startLoadRouter(shortRefresh, "fresh")
+	lw.held = lw.startLoadRouter(heldRefresh, "held")
 
+	for _, r := range lw.routers() {
+		lw.waitRouterVersion(r, "before the first rotation", version)
+	}
+	for _, r := range lw.routers() {
+		lw.startTraffic(r, client)
+	}
+	lw.mark("traffic started on version " + version)
+	for _, r := range lw.routers() {
+		lw.waitServed(r, "before the first rotation", lw.keys[0], 0)
+	}
+}
+
+// startLoadRouter starts a router whose cache refreshes every refresh.
+// role names its traffic's User-Agent.
+func (lw *loadWorld) startLoadRouter(refresh, role string) *loadRouter {
+	lw.t.Helper()
+	return &loadRouter{
+		name:  "the router refreshing every " + refresh,
+		agent: "keyturn-load-test/" + role,
+		proc:  lw.startRouterWith(refresh),
+	}
+}
+
+// startTraffic starts r's load generator with the client key.
+func (lw *loadWorld) startTraffic(r *loadRouter, client keystore.Secret) {
+	lw.t.Helper()
+	transport := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: loadgen.DefaultMaxInFlight}
+	lw.t.Cleanup(transport.CloseIdleConnections)
 	gen, err := loadgen.Start(loadgen.Options{
-		URL: lw.router.URL, Key: keystore.NewSecret(client), Model: "chat",
+		URL: r.proc.URL, Key: client, Model: "chat",
 		Rate: loadRate, StreamEvery: 2,
+		Client: &http.Client{Transport: agentTransport{base: transport, agent: r.agent}},
 	})
 	if err != nil {
-		lw.t.Fatalf("start the load generator: %v", err)
+		lw.t.Fatalf("start the load generator of %s: %v", r.name, err)
 	}
-	lw.gen = gen
+	r.gen = gen
 	// Registered after the router's cleanup, so it runs first: a test that
 	// stops early stops its traffic before the router.
 	lw.t.Cleanup(func() { gen.Stop() })
-	lw.mark("traffic started on version " + version)
-	lw.waitServed("before the first rotation", lw.keys[0], 0)
 }
 
-// rotation promotes a new key as rotation i, checks the store, waits
-// until the router serves the new version, revokes the previous key at
-// the stand-in and waits until the new key carries traffic.
+// agentTransport sets the User-Agent of every request it sends.
+type agentTransport struct {
+	base  http.RoundTripper
+	agent string
+}
+
+func (a agentTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A RoundTripper must not change the caller's request.
+	req = req.Clone(req.Context())
+	req.Header.Set("User-Agent", a.agent)
+	return a.base.RoundTrip(req)
+}
+
+// rotation promotes a new key as rotation i and checks the store. It
+// revokes the previous key at the stand-in once the fresh router serves
+// the new version, then waits until the new key carries traffic through
+// both routers, and checks that the held router met the revoked key.
 func (lw *loadWorld) rotation(i int) {
 	lw.t.Helper()
 	key := lw.plant(fmt.Sprintf("rotation %d", i), true)
@@ -147,17 +219,28 @@ func (lw *loadWorld) rotation(i int) {
 	lw.versions = append(lw.versions, version)
 	lw.checkCurrent(what, i)
 
-	lw.waitRouterVersion(what, version)
-	lw.mark(what + ": the router serves it")
+	lw.waitRouterVersion(lw.fresh, what, version)
+	lw.mark(fmt.Sprintf("%s: %s serves it", what, lw.fresh.name))
+	rejectedBefore := lw.rejections(lw.held)
 	lw.provider.RevokeKey(lw.keys[i-1].Reveal())
 	from := len(lw.provider.Requests())
 	lw.mark(fmt.Sprintf("%s: %s revoked at the stand-in", what, lw.nameOf(lw.keys[i-1])))
-	lw.waitServed(what, lw.keys[i], from)
+	lw.waitServed(lw.fresh, what, lw.keys[i], from)
+
+	// The held router learns of the new version only from the 401 for
+	// the revoked key, which makes it re-read the secret and retry.
+	lw.waitRouterVersion(lw.held, what, version)
+	lw.mark(fmt.Sprintf("%s: %s serves it", what, lw.held.name))
+	lw.waitServed(lw.held, what, lw.keys[i], from)
+	if got := lw.rejections(lw.held); got <= rejectedBefore {
+		lw.t.Errorf("%s: %s counted no key rejection (%d before the revocation, %d after), yet serves the new version: its retry went untested",
+			what, lw.held.name, rejectedBefore, got)
+	}
 }
 
 // rejectedRotation runs a rotation to a key the stand-in rejects, and
-// checks that the store and the router stay on the last promoted version
-// while traffic goes on.
+// checks that the store and both routers stay on the last promoted
+// version while traffic goes on.
 func (lw *loadWorld) rejectedRotation() {
 	lw.t.Helper()
 	last := len(lw.keys) - 1
@@ -170,12 +253,15 @@ func (lw *loadWorld) rejectedRotation() {
 	what := "after the rejected rotation"
 	lw.checkCurrent(what, last)
 	lw.checkRejectedValue()
-	lw.waitRefreshes(what, 2)
-	if !showsVersion(lw.scrape(), lw.versions[last]) {
-		lw.t.Errorf("%s: the router's /metrics does not show version %s of %s, the last one promoted",
-			what, lw.versions[last], routerSecret)
+	lw.waitRefreshes(lw.fresh, what, 2)
+	from := len(lw.provider.Requests())
+	for _, r := range lw.routers() {
+		if !showsVersion(lw.scrape(r), lw.versions[last]) {
+			lw.t.Errorf("%s: the /metrics of %s do not show version %s of %s, the last one promoted",
+				what, r.name, lw.versions[last], routerSecret)
+		}
+		lw.waitServed(r, what, lw.keys[last], from)
 	}
-	lw.waitServed(what, lw.keys[last], len(lw.provider.Requests()))
 }
 
 // checkCurrent checks that AWSCURRENT is on the version of rotation i and
@@ -229,41 +315,49 @@ func (lw *loadWorld) parse(v keystore.Version) keystore.Value {
 
 func (lw *loadWorld) apiKey(v keystore.Version) keystore.Secret { return lw.parse(v).APIKey }
 
-// waitRouterVersion polls the router's /metrics until its version gauge
-// shows version.
-func (lw *loadWorld) waitRouterVersion(what, version string) {
+// waitRouterVersion polls r's /metrics until its version gauge shows
+// version. It fails the test at once when a client request fails.
+func (lw *loadWorld) waitRouterVersion(r *loadRouter, what, version string) {
 	lw.t.Helper()
-	poll(lw.t, fmt.Sprintf("%s: the router's /metrics showing version %s", what, version), func() bool {
-		return showsVersion(lw.scrape(), version)
+	poll(lw.t, fmt.Sprintf("%s: the /metrics of %s showing version %s", what, r.name, version), func() bool {
+		lw.checkNoFailures(what)
+		return showsVersion(lw.scrape(r), version)
 	})
 }
 
-// waitRefreshes waits until the router's cache has read the provider
-// secret n more times. Two reads make sure that one started after the
-// caller's last change to the store, whichever read was running then.
-func (lw *loadWorld) waitRefreshes(what string, n int) {
+// waitRefreshes waits until r's cache has read the provider secret n more
+// times. Two reads make sure that one started after the caller's last
+// change to the store, whichever read was running then.
+func (lw *loadWorld) waitRefreshes(r *loadRouter, what string, n int) {
 	lw.t.Helper()
 	prefix := secretSample("keyturn_router_cache_refreshes_total")
-	before := lw.metricSum(lw.scrape(), prefix)
-	poll(lw.t, fmt.Sprintf("%s: %d more refreshes of the router's cache than %d", what, n, before), func() bool {
-		return lw.metricSum(lw.scrape(), prefix) >= before+n
+	before := lw.metricSum(lw.scrape(r), prefix)
+	poll(lw.t, fmt.Sprintf("%s: %d more refreshes of the cache of %s than %d", what, n, r.name, before), func() bool {
+		return lw.metricSum(lw.scrape(r), prefix) >= before+n
 	})
 }
 
-// scrape returns the router's /metrics. Each scrape is checked for keys
-// at once rather than collected, so that the output of a failed test does
-// not list every scrape of every poll.
-func (lw *loadWorld) scrape() string {
+// rejections returns r's count of upstream attempts whose key the
+// provider rejected.
+func (lw *loadWorld) rejections(r *loadRouter) int {
 	lw.t.Helper()
-	resp := lw.send(lw.router, http.MethodGet, "/metrics", nil, "")
+	return lw.metricSum(lw.scrape(r), secretSample(keyRejectionsMetric))
+}
+
+// scrape returns r's /metrics. Each scrape is checked for keys at once
+// rather than collected, so that the output of a failed test does not
+// list every scrape of every poll.
+func (lw *loadWorld) scrape(r *loadRouter) string {
+	lw.t.Helper()
+	resp := lw.send(r.proc, http.MethodGet, "/metrics", nil, "")
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		lw.t.Fatalf("GET /metrics: read the response: %v", err)
+		lw.t.Fatalf("GET /metrics of %s: read the response: %v", r.name, err)
 	}
-	lw.checkText("router response to GET /metrics", string(data))
+	lw.checkText("response to GET /metrics of "+r.name, string(data))
 	if resp.StatusCode != http.StatusOK {
-		lw.t.Fatalf("GET /metrics: status %d, want 200; body:\n%s", resp.StatusCode, lw.scrubbed(string(data)))
+		lw.t.Fatalf("GET /metrics of %s: status %d, want 200; body:\n%s", r.name, resp.StatusCode, lw.scrubbed(string(data)))
 	}
 	return string(data)
 }
@@ -290,6 +384,11 @@ func secretSample(name string) string {
 // counter for chat completions, whatever their status and provider.
 const chatRequestsSample = `keyturn_router_requests_total{endpoint="/v1/chat/completions",`
 
+// keyRejectionsMetric counts a router's upstream attempts whose key the
+// provider rejected. The router then re-reads the secret and retries with
+// its new key, if it has one.
+const keyRejectionsMetric = "keyturn_router_upstream_key_rejections_total"
+
 // metricSum adds up the values of the samples whose lines start with
 // prefix: 0 when there is none, as for a counter never incremented.
 func (lw *loadWorld) metricSum(metrics, prefix string) int {
@@ -310,10 +409,11 @@ func (lw *loadWorld) metricSum(metrics, prefix string) int {
 }
 
 // waitServed waits until the stand-in has recorded servedPerKey
-// successful chat requests with key from its record number from on.
-// Each new record wakes the wait, so it takes as long as the traffic
-// takes to carry the key.
-func (lw *loadWorld) waitServed(what string, key keystore.Secret, from int) {
+// successful chat requests from r with key from its record number from
+// on. Each new record wakes the wait, so it takes as long as the traffic
+// takes to carry the key. It fails the test at once when a client request
+// fails.
+func (lw *loadWorld) waitServed(r *loadRouter, what string, key keystore.Secret, from int) {
 	lw.t.Helper()
 	ctx, cancel := context.WithTimeout(lw.t.Context(), runDeadline)
 	defer cancel()
@@ -321,17 +421,46 @@ func (lw *loadWorld) waitServed(what string, key keystore.Secret, from int) {
 	for served < servedPerKey {
 		recs, err := lw.provider.WaitRequests(ctx, seen+1)
 		if err != nil {
-			failed := lw.gen.Failures()
-			lw.t.Fatalf("%s: the stand-in served %d of %d chat requests with %s within %v (%v); %d client requests ended, %d failed; first failures:\n%stimeline:\n%s",
-				what, served, servedPerKey, lw.nameOf(key), runDeadline, err, lw.gen.Sent(), len(failed),
-				lw.scrubbed((&loadgen.Report{Results: failed}).FailureList(5)), lw.timelineText())
+			lw.t.Fatalf("%s: the stand-in served %d of %d chat requests from %s with %s within %v (%v); %d client requests through it ended; timeline:\n%s",
+				what, served, servedPerKey, r.name, lw.nameOf(key), runDeadline, err, r.gen.Sent(), lw.timelineText())
 		}
+		lw.checkNoFailures(what)
 		for _, rec := range recs[seen:] {
-			if rec.Path == chatPath && rec.Status == http.StatusOK && rec.Key.Equal(key) {
+			if rec.Path == chatPath && rec.Status == http.StatusOK && rec.Key.Equal(key) && rec.Header.Get("User-Agent") == r.agent {
 				served++
 			}
 		}
 		seen = len(recs)
+	}
+}
+
+// checkNoFailures ends the test at once if a client request through
+// either router has failed so far. It stops the traffic and reports the
+// failures of each router as checkReport does. Without it, a router that
+// stops serving would show only as a wait that runs into its deadline.
+func (lw *loadWorld) checkNoFailures(what string) {
+	lw.t.Helper()
+	failed := false
+	for _, r := range lw.routers() {
+		// A router without traffic yet has failed no request.
+		failed = failed || (r != nil && r.gen != nil && len(r.gen.Failures()) > 0)
+	}
+	if !failed {
+		return
+	}
+	lw.stopTraffic()
+	lw.mark(what + ": traffic stopped after a client request failed")
+	for _, r := range lw.routers() {
+		lw.checkReport(r)
+	}
+	lw.t.FailNow()
+}
+
+// stopTraffic stops both routers' load generators and keeps their
+// reports.
+func (lw *loadWorld) stopTraffic() {
+	for _, r := range lw.routers() {
+		r.report = r.gen.Stop()
 	}
 }
 
@@ -350,21 +479,22 @@ func (lw *loadWorld) timelineText() string {
 	return b.String()
 }
 
-// checkReport fails the test for every failed client request, listing
-// the first few beside the timeline of rotations.
-func (lw *loadWorld) checkReport(rep *loadgen.Report) {
+// checkReport fails the test for every failed client request through r,
+// listing the first few beside the timeline of rotations.
+func (lw *loadWorld) checkReport(r *loadRouter) {
 	lw.t.Helper()
+	rep := r.report
 	failed := rep.Failed()
 	// A router error body that quoted a key would show up here. The list
 	// is checked at once rather than collected, because a failed test
 	// prints what was collected, and this list may be long.
-	lw.checkText("load generator failures", rep.FailureList(len(failed)))
+	lw.checkText("load generator failures through "+r.name, rep.FailureList(len(failed)))
 	if rep.Sent() == 0 || rep.Streamed() == 0 {
-		lw.t.Errorf("load: %s, want streamed and unstreamed requests", rep)
+		lw.t.Errorf("load through %s: %s, want streamed and unstreamed requests", r.name, rep)
 	}
 	if len(failed) > 0 {
-		lw.t.Errorf("%d of %d client requests failed across %d rotations and 1 rejected rotation (%s); first failures:\n%stimeline:\n%s",
-			len(failed), rep.Sent(), loadRotations, rep, lw.scrubbed(rep.FailureList(5)), lw.timelineText())
+		lw.t.Errorf("%d of %d client requests through %s failed (%s); first failures:\n%stimeline:\n%s",
+			len(failed), rep.Sent(), r.name, rep, lw.scrubbed(rep.FailureList(5)), lw.timelineText())
 	}
 }
 
@@ -417,31 +547,53 @@ func (lw *loadWorld) checkRejectedNeverSent(recs []fakeprovider.RequestRecord) {
 	}
 }
 
-// checkRejectionsCounted checks that the router's key rejections counter
-// equals the chat requests the stand-in rejected with 401, and that each
-// of those carried a key already revoked. It returns the count. It first
-// waits until the router has counted every client request, since the
-// router counts an upstream outcome before the request itself.
-func (lw *loadWorld) checkRejectionsCounted(recs []fakeprovider.RequestRecord, sent int) int {
+// checkAgents checks that every chat request the stand-in received
+// carries the User-Agent of one router's traffic, so that the records
+// counted per router are all of them.
+func (lw *loadWorld) checkAgents(recs []fakeprovider.RequestRecord) {
+	lw.t.Helper()
+	other, first := 0, -1
+	for i, r := range recs {
+		if agent := r.Header.Get("User-Agent"); r.Path == chatPath && agent != lw.fresh.agent && agent != lw.held.agent {
+			other++
+			if first < 0 {
+				first = i
+			}
+		}
+	}
+	if other > 0 {
+		lw.t.Errorf("%d chat requests at the stand-in, the first record %d with User-Agent %q, carry neither %q nor %q: the routers did not pass their clients' User-Agent upstream",
+			other, first, recs[first].Header.Get("User-Agent"), lw.fresh.agent, lw.held.agent)
+	}
+}
+
+// checkRejectionsCounted checks that r's key rejections counter equals
+// the chat requests from r that the stand-in rejected with 401, and that
+// each of those carried a key already revoked. It returns the count. It
+// first waits until r has counted every client request, since the router
+// counts an upstream outcome before the request itself.
+func (lw *loadWorld) checkRejectionsCounted(r *loadRouter, recs []fakeprovider.RequestRecord) int {
 	lw.t.Helper()
 	var metrics string
-	poll(lw.t, fmt.Sprintf("the router counting all %d chat requests", sent), func() bool {
-		metrics = lw.scrape()
+	sent := r.report.Sent()
+	poll(lw.t, fmt.Sprintf("%s counting all %d chat requests", r.name, sent), func() bool {
+		metrics = lw.scrape(r)
 		return lw.metricSum(metrics, chatRequestsSample) >= sent
 	})
 	revoked := lw.keys[:len(lw.keys)-1]
 	want := 0
-	for i, r := range recs {
-		if r.Path != chatPath || r.Status != http.StatusUnauthorized {
+	for i, rec := range recs {
+		if rec.Path != chatPath || rec.Status != http.StatusUnauthorized || rec.Header.Get("User-Agent") != r.agent {
 			continue
 		}
 		want++
-		if !containsSecret(revoked, r.Key) {
-			lw.t.Errorf("the stand-in rejected a chat request (record %d) that carried %s, not a revoked key", i, lw.nameOf(r.Key))
+		if !containsSecret(revoked, rec.Key) {
+			lw.t.Errorf("the stand-in rejected a chat request from %s (record %d) that carried %s, not a revoked key", r.name, i, lw.nameOf(rec.Key))
 		}
 	}
-	if got := lw.metricSum(metrics, secretSample("keyturn_router_upstream_key_rejections_total")); got != want {
-		lw.t.Errorf("keyturn_router_upstream_key_rejections_total = %d, want %d, the chat requests the stand-in rejected with 401", got, want)
+	if got := lw.metricSum(metrics, secretSample(keyRejectionsMetric)); got != want {
+		lw.t.Errorf("%s: %s = %d, want %d, the chat requests from it that the stand-in rejected with 401",
+			r.name, keyRejectionsMetric, got, want)
 	}
 	return want
 }

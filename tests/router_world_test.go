@@ -27,12 +27,13 @@ import (
 // models to.
 const routerSecret = "keyturn/e2e/router-openai"
 
-// routerWorld is a world for the router: the stand-in provider, a file
-// store in a temporary directory that the real rotator binary sets up, and
-// router processes reading it. The Secrets Manager test server runs only
-// so that the AWS endpoint of every process is on 127.0.0.1; nothing uses
-// it. Client keys are planted like provider keys, so checkNoLeaks looks for
-// both in every output collected.
+// routerWorld is a world for the router: the stand-in provider, a store
+// that the real rotator binary sets up, and router processes reading it.
+// The store of newRouterWorld is a file store in a temporary directory,
+// and its Secrets Manager test server runs only so that the AWS endpoint
+// of every process is on 127.0.0.1. The store of newLambdaRouterWorld is
+// the AWS store on that test server. Client keys are planted like provider
+// keys, so checkNoLeaks looks for both in every output collected.
 type routerWorld struct {
 	*world
 	storeDir string // the file store's directory, "" on another store
@@ -65,14 +66,15 @@ func loopbackClient(t *testing.T) *http.Client {
 
 func (rw *routerWorld) storeURL() string { return rw.store }
 
-// rotator runs the rotator CLI on the world's file store.
+// rotator runs the rotator CLI on the world's store: the file store, or
+// the AWS store of a Lambda world.
 func (rw *routerWorld) rotator(args ...string) runResult {
 	rw.t.Helper()
 	return rw.rotatorCLI(append(args, "--store", rw.storeURL())...)
 }
 
-// mustRotator runs the rotator CLI on the world's file store and fails the
-// test unless it exits 0.
+// mustRotator runs the rotator CLI on the world's store and fails the test
+// unless it exits 0.
 func (rw *routerWorld) mustRotator(args ...string) runResult {
 	rw.t.Helper()
 	res := rw.rotator(args...)
