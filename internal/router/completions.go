@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	body, err := s.readWithDeadline(w, r)
 	var tooLarge *http.MaxBytesError
 	switch {
+	case err != nil && errors.Is(context.Cause(r.Context()), ErrShutdown):
+		writeShutdown(w, requestInfoFrom(r), "while its body was arriving")
+		return nil, false
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		writeError(w, http.StatusRequestTimeout, "request_timeout",
 			fmt.Sprintf("the request body did not arrive within %s: send the whole body without pausing", s.bodyTimeout))
@@ -115,6 +119,11 @@ func (s *Server) readWithDeadline(w http.ResponseWriter, r *http.Request) ([]byt
 	// without one.
 	if err := rc.SetReadDeadline(time.Now().Add(s.bodyTimeout)); err == nil {
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		// A shutdown that cuts the request ends the read at once, rather
+		// than at the body timeout or when the server closes the
+		// connection.
+		stop := context.AfterFunc(r.Context(), func() { _ = rc.SetReadDeadline(time.Now()) })
+		defer stop()
 	}
 	limit := s.cfg.MaxRequestBytes
 	return readAll(http.MaxBytesReader(w, r.Body, limit), r.ContentLength, limit)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -210,6 +211,47 @@ func TestHealthzServingPrevious(t *testing.T) {
 	e.refresh(openaiID)
 	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
 	e.assertHealth(http.StatusOK, openaiID, "")
+}
+
+// TestShutdownDuringBodyIsServiceUnavailable cuts a request whose body is
+// still arriving: the client must get the shutdown's 503, not a 400 for a
+// body that failed to read, and the access log must say aborted=shutdown.
+func TestShutdownDuringBodyIsServiceUnavailable(t *testing.T) {
+	base, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	e := newTestEnv(t, envOptions{baseContext: base})
+	// Loads the client keys, so that the cut request below waits on its
+	// body alone once it is in flight.
+	assertStatus(t, e.chat("gpt-4o"), http.StatusOK)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: router\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":", e.clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); e.server.InFlight() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the request did not reach the handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	stop(ErrShutdown)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read the response: %v, want a 503", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting_down") {
+		t.Errorf("response %d %s, want 503 shutting_down", resp.StatusCode, body)
+	}
+	assertContains(t, "access log", e.serverLogs(), "aborted=shutdown")
 }
 
 func TestShutdownCutLogged(t *testing.T) {

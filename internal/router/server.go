@@ -190,10 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case status == upstream.StatusClientClosed && errors.Is(context.Cause(r.Context()), ErrShutdown):
 			// Cut before the provider answered, so nothing was written:
 			// without an error net/http would send an empty 200.
-			info.aborted = "shutdown"
-			rec.Header().Set("Connection", "close")
-			upstream.WriteError(rec, http.StatusServiceUnavailable, "shutting_down",
-				"the router is shutting down and stopped this request before the provider answered: retry it")
+			writeShutdown(rec, info, "before the provider answered")
 			status = http.StatusServiceUnavailable
 		}
 		d := s.now().Sub(start)
@@ -204,6 +201,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s.mux.ServeHTTP(rec, r)
+}
+
+// writeShutdown answers a request that the shutdown cut before anything
+// was written, when, such as "before the provider answered", with a 503
+// that asks the client to retry, and marks it aborted=shutdown.
+func writeShutdown(w http.ResponseWriter, info *requestInfo, when string) {
+	info.aborted = "shutdown"
+	w.Header().Set("Connection", "close")
+	upstream.WriteError(w, http.StatusServiceUnavailable, "shutting_down",
+		"the router is shutting down and stopped this request "+when+": retry it")
 }
 
 // abortReason words why a handler panicked with p, for the access log.
