@@ -76,7 +76,7 @@ func TestRevokedCurrentRecoveredByRefresh(t *testing.T) {
 	// The request read the old version as AWSCURRENT, and the refresh
 	// after the rejection found it AWSPREVIOUS: the line names both.
 	line := logLine(t, e.logs.String(), "provider rejected the key")
-	for _, want := range []string{"level=WARN", "version=" + old, "stage=AWSCURRENT", "stage_now=AWSPREVIOUS"} {
+	for _, want := range []string{"level=WARN", "version=" + old, "stage=AWSCURRENT", "stage_now=AWSPREVIOUS", "keep keyturn:grace longer"} {
 		if !strings.Contains(line, want) {
 			t.Errorf("the rejection's log line does not contain %s:\n%s", want, line)
 		}

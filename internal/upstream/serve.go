@@ -232,7 +232,11 @@ func (p *Proxy) logRejected(a *attempt, keys keystore.Keys) {
 	v := a.version
 	attrs := []any{"secret", v.secretID, "version", v.id, "stage", a.stage}
 	if stageNow := stageOf(keys, v.id); stageNow != a.stage {
-		attrs = append(attrs, "stage_now", stageNow)
+		// A rotation moved the version on, and the provider revoked its
+		// key before this router read the rotation: the request is retried
+		// with the newer key, but the grace is too short for this router.
+		attrs = append(attrs, "stage_now", stageNow,
+			"hint", "the key was revoked before this router read the rotation: keep keyturn:grace longer than the router's cache refresh")
 	}
 	attrs = append(attrs, "provider", v.adapter, "host", a.target.Host, "status", a.status, "cooldown", p.cooldown)
 	now := p.now().UnixNano()
