@@ -178,6 +178,9 @@ func (a *app) runDev(ctx context.Context, f *devFlags) error {
 		return err
 	}
 	defer unlock()
+	if err := checkKeyFilePath(f.dir); err != nil {
+		return err
+	}
 
 	standIn := fakeprovider.New(fakeprovider.Options{Logger: standInLogger})
 	baseURL, stopServer, err := serveStandIn(f.listen, standIn)

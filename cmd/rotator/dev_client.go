@@ -27,12 +27,6 @@ const (
 // so the file never holds a key the router does not accept.
 func (a *app) issueDevClient(ctx context.Context, store keystore.Store, dir string) (string, error) {
 	path := filepath.Join(dir, devKeyFileName)
-	// Checked before the store changes, since a key that cannot be written
-	// is lost, and the client it was issued for with it.
-	if info, err := os.Lstat(path); err == nil && info.IsDir() {
-		return "", cli.WithCode(exitError, fmt.Errorf("dev: %s is a directory, where dev writes its client key", path)).
-			WithHint("remove or rename it, then start dev again")
-	}
 	key, hash, err := clientkeys.NewKey()
 	if err != nil {
 		return "", fmt.Errorf("dev: %w", err)
@@ -45,6 +39,18 @@ func (a *app) issueDevClient(ctx context.Context, store keystore.Store, dir stri
 		return "", fmt.Errorf("dev: write the dev client key: %w", err)
 	}
 	return path, nil
+}
+
+// checkKeyFilePath rejects a directory at DIR/client.key. Dev checks it
+// before it writes anything to the store, since a key that cannot be
+// written is lost, and the client it was issued for with it.
+func checkKeyFilePath(dir string) error {
+	path := filepath.Join(dir, devKeyFileName)
+	if info, err := os.Lstat(path); err == nil && info.IsDir() {
+		return cli.WithCode(exitError, fmt.Errorf("dev: %s is a directory, where dev writes its client key", path)).
+			WithHint("remove or rename it, then start dev again")
+	}
+	return nil
 }
 
 // replaceDevClient returns the change that removes every other client
