@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -9,6 +10,10 @@ import (
 	"github.com/keyturn/keyturn/internal/clientkeys"
 	"github.com/keyturn/keyturn/internal/schedule"
 )
+
+// devIdentityFile is the file store's default identity in its directory,
+// which dev's store uses.
+const devIdentityFile = "identity.age"
 
 // devCurlBody is the request of the banner's curl command.
 const devCurlBody = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello"}]}`
@@ -27,14 +32,42 @@ func (a *app) printDevBanner(f *devFlags, baseURL, routerURL, keyFile string) {
 Send a request through the router:
   %s
 Inspect it from another shell:
-  KEYTURN_STORE=%s rotator status %s
+  %s
 Press Ctrl-C to stop.
 `, f.dir, baseURL, baseURL, devSecretID, devIssuerID,
 		schedule.FormatDuration(f.interval), schedule.FormatDuration(f.grace),
 		routerURL, strings.Join(models, ", "),
 		keyFile, devClientName, clientkeys.DefaultSecretID,
 		devCurlCommand(routerURL, keyFile),
-		shellQuote("file://"+f.dir), devSecretID)
+		a.devStatusCommand(f.dir))
+}
+
+// devStatusCommand returns the rotator status command for dev/openai in
+// dir. It names dir's identity too when KEYTURN_IDENTITY or the config
+// file would point the command at another one, which cannot decrypt dev's
+// store.
+func (a *app) devStatusCommand(dir string) string {
+	env := "KEYTURN_STORE=" + shellQuote("file://"+dir)
+	identity := filepath.Join(dir, devIdentityFile)
+	if other := a.configuredIdentity(); other != "" && other != identity {
+		env += " KEYTURN_IDENTITY=" + shellQuote(identity)
+	}
+	return env + " rotator status " + devSecretID
+}
+
+// configuredIdentity returns the identity that KEYTURN_IDENTITY or the
+// config file sets for other commands, or "" when neither does. A config
+// file that cannot be read counts as setting none: the command dev prints
+// reports it when run.
+func (a *app) configuredIdentity() string {
+	if id := a.getenv("KEYTURN_IDENTITY"); id != "" {
+		return id
+	}
+	cfg, _, err := a.loadConfig()
+	if err != nil {
+		return ""
+	}
+	return cfg.Identity
 }
 
 // devCurlCommand returns a curl command line that sends devCurlBody

@@ -476,3 +476,20 @@ func TestDevKeyFileIsDirectory(t *testing.T) {
 		t.Errorf("the clients changed before the failure:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// TestDevStatusCommandNamesIdentity sets KEYTURN_IDENTITY to another
+// identity, which cannot decrypt dev's store: the banner's status command
+// must name dev's own identity, and it must work as printed.
+func TestDevStatusCommandNamesIdentity(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.vars["KEYTURN_IDENTITY"] = filepath.Join(t.TempDir(), "other.age")
+	r := startDev(t, e, dir, "--interval", "1h").stop()
+
+	identity := filepath.Join(dir, "identity.age")
+	want := "KEYTURN_STORE=file://" + dir + " KEYTURN_IDENTITY=" + identity + " rotator status dev/openai"
+	assertContains(t, "banner", r.stdout, want)
+	e.vars["KEYTURN_STORE"] = "file://" + dir
+	e.vars["KEYTURN_IDENTITY"] = identity
+	e.mustRun(exitOK, "status", devSecretID)
+}
