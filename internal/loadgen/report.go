@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Report is what a Generator did between Start and Stop.
+// Report is the record of the requests a Generator sent between Start and
+// Stop.
 type Report struct {
 	// Results lists every request, ordered by sequence number.
 	Results  []Result

@@ -20,8 +20,8 @@ import (
 // sequence number.
 const messagePrefix = "load "
 
-// echoPrefix is what the stand-in provider puts before the last user
-// message in its reply.
+// echoPrefix is the text before the last user message in the stand-in
+// provider's reply.
 const echoPrefix = "echo: "
 
 // maxErrorBody caps the part of an unexpected response body that an error

@@ -203,9 +203,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-// writeShutdown answers a request that the shutdown cut before anything
-// was written, when, such as "before the provider answered", with a 503
-// that asks the client to retry, and marks it aborted=shutdown.
+// writeShutdown writes a 503 that asks the client to retry to a request
+// that the shutdown cut before anything was written, and marks it
+// aborted=shutdown. when says at which point it was cut, such as "before
+// the provider answered".
 func writeShutdown(w http.ResponseWriter, info *requestInfo, when string) {
 	info.aborted = "shutdown"
 	w.Header().Set("Connection", "close")
