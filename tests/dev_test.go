@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,17 +205,7 @@ func (dw *devWorld) keyRejections() int {
 	if err != nil || status != http.StatusOK {
 		dw.t.Fatalf("GET the router's /metrics: status %d, %v", status, err)
 	}
-	prefix := fmt.Sprintf("keyturn_router_upstream_key_rejections_total{secret=%q} ", devSecret)
-	for line := range strings.Lines(body) {
-		if value, ok := strings.CutPrefix(line, prefix); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err != nil {
-				dw.t.Fatalf("metrics line %q does not end with a number", strings.TrimSpace(line))
-			}
-			return int(n)
-		}
-	}
-	return 0
+	return metricSum(dw.t, body, fmt.Sprintf("%s{secret=%q} ", keyRejectionsMetric, devSecret))
 }
 
 // startLoad starts loadgen's traffic through the router with the client

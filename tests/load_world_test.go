@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -331,9 +332,9 @@ func (lw *loadWorld) waitRouterVersion(r *loadRouter, what, version string) {
 func (lw *loadWorld) waitRefreshes(r *loadRouter, what string, n int) {
 	lw.t.Helper()
 	prefix := secretSample("keyturn_router_cache_refreshes_total")
-	before := lw.metricSum(lw.scrape(r), prefix)
+	before := metricSum(lw.t, lw.scrape(r), prefix)
 	poll(lw.t, fmt.Sprintf("%s: %d more refreshes of the cache of %s than %d", what, n, r.name, before), func() bool {
-		return lw.metricSum(lw.scrape(r), prefix) >= before+n
+		return metricSum(lw.t, lw.scrape(r), prefix) >= before+n
 	})
 }
 
@@ -341,7 +342,7 @@ func (lw *loadWorld) waitRefreshes(r *loadRouter, what string, n int) {
 // provider rejected.
 func (lw *loadWorld) rejections(r *loadRouter) int {
 	lw.t.Helper()
-	return lw.metricSum(lw.scrape(r), secretSample(keyRejectionsMetric))
+	return metricSum(lw.t, lw.scrape(r), secretSample(keyRejectionsMetric))
 }
 
 // scrape returns r's /metrics. Each scrape is checked for keys at once
@@ -391,8 +392,8 @@ const keyRejectionsMetric = "keyturn_router_upstream_key_rejections_total"
 
 // metricSum adds up the values of the samples whose lines start with
 // prefix: 0 when there is none, as for a counter never incremented.
-func (lw *loadWorld) metricSum(metrics, prefix string) int {
-	lw.t.Helper()
+func metricSum(t *testing.T, metrics, prefix string) int {
+	t.Helper()
 	total := 0
 	for line := range strings.Lines(metrics) {
 		if !strings.HasPrefix(line, prefix) {
@@ -401,7 +402,7 @@ func (lw *loadWorld) metricSum(metrics, prefix string) int {
 		fields := strings.Fields(line)
 		n, err := strconv.ParseFloat(fields[len(fields)-1], 64)
 		if err != nil {
-			lw.t.Fatalf("metrics line %q does not end with a number", strings.TrimSpace(line))
+			t.Fatalf("metrics line %q does not end with a number", strings.TrimSpace(line))
 		}
 		total += int(n)
 	}
@@ -578,7 +579,7 @@ func (lw *loadWorld) checkRejectionsCounted(r *loadRouter, recs []fakeprovider.R
 	sent := r.report.Sent()
 	poll(lw.t, fmt.Sprintf("%s counting all %d chat requests", r.name, sent), func() bool {
 		metrics = lw.scrape(r)
-		return lw.metricSum(metrics, chatRequestsSample) >= sent
+		return metricSum(lw.t, metrics, chatRequestsSample) >= sent
 	})
 	revoked := lw.keys[:len(lw.keys)-1]
 	want := 0
@@ -587,24 +588,15 @@ func (lw *loadWorld) checkRejectionsCounted(r *loadRouter, recs []fakeprovider.R
 			continue
 		}
 		want++
-		if !containsSecret(revoked, rec.Key) {
+		if !slices.ContainsFunc(revoked, rec.Key.Equal) {
 			lw.t.Errorf("the stand-in rejected a chat request from %s (record %d) that carried %s, not a revoked key", r.name, i, lw.nameOf(rec.Key))
 		}
 	}
-	if got := lw.metricSum(metrics, secretSample(keyRejectionsMetric)); got != want {
+	if got := metricSum(lw.t, metrics, secretSample(keyRejectionsMetric)); got != want {
 		lw.t.Errorf("%s: %s = %d, want %d, the chat requests from it that the stand-in rejected with 401",
 			r.name, keyRejectionsMetric, got, want)
 	}
 	return want
-}
-
-func containsSecret(keys []keystore.Secret, key keystore.Secret) bool {
-	for _, k := range keys {
-		if k.Equal(key) {
-			return true
-		}
-	}
-	return false
 }
 
 // fileRotation rotates the provider secret on the file store with the

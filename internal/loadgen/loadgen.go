@@ -176,13 +176,7 @@ func (g *Generator) Sent() int {
 func (g *Generator) Failures() []Result {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var failed []Result
-	for _, r := range g.results {
-		if r.Err != nil {
-			failed = append(failed, r)
-		}
-	}
-	return failed
+	return failed(g.results)
 }
 
 // Stop starts no more requests, waits for those in flight to end, and

@@ -36,14 +36,17 @@ func (r *Report) Streamed() int {
 }
 
 // Failed returns the failed requests.
-func (r *Report) Failed() []Result {
-	var failed []Result
-	for _, res := range r.Results {
+func (r *Report) Failed() []Result { return failed(r.Results) }
+
+// failed returns the results whose request failed.
+func failed(results []Result) []Result {
+	var out []Result
+	for _, res := range results {
 		if res.Err != nil {
-			failed = append(failed, res)
+			out = append(out, res)
 		}
 	}
-	return failed
+	return out
 }
 
 // Rate returns the achieved rate in requests per second.
@@ -65,10 +68,10 @@ func (r *Report) String() string {
 // line that counts the rest.
 func (r *Report) FailureList(limit int) string {
 	var b strings.Builder
-	failed := r.Failed()
-	for i, res := range failed {
+	failures := r.Failed()
+	for i, res := range failures {
 		if i == limit {
-			fmt.Fprintf(&b, "... and %d more\n", len(failed)-limit)
+			fmt.Fprintf(&b, "... and %d more\n", len(failures)-limit)
 			break
 		}
 		kind := "chat"
