@@ -203,7 +203,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-// writeShutdown writes a 503 that asks the client to retry to a request
+// writeShutdown writes a 503 that advises the client to retry to a request
 // that the shutdown cut before anything was written, and marks it
 // aborted=shutdown. when says at which point it was cut, such as "before
 // the provider answered".
